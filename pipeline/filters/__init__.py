@@ -1,0 +1,24 @@
+"""Filters narrow candidate pairs. Each one looks only at pairs no earlier filter dropped and
+records, per pair, whether it passed and why (lineage `decisions`)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.config import FiltersConfig
+from pipeline.filters.dedup import dedup_prompts
+from pipeline.filters.per_prompt import cap_per_prompt
+from pipeline.filters.quality import margin_threshold, quality_guard
+from pipeline.pairs import Candidates
+
+
+def apply_filters(cands: Candidates, cfg: FiltersConfig, cache_dir: Path | None = None) -> dict:
+    """Run the filters in order; returns stats (e.g. embedding cache hits) for the manifest."""
+    stats: dict = {}
+    for name, run in (("quality", lambda t: quality_guard(t, cfg.quality)),
+                      ("margin", lambda t: margin_threshold(t, cfg.min_margin)),
+                      ("prompt_dedup", lambda t: dedup_prompts(t, cfg.dedup, cache_dir, stats)),
+                      ("per_prompt_cap", lambda t: cap_per_prompt(t, cfg.per_prompt_cap))):
+        alive, idx = cands.alive()
+        passed, reason = run(alive)
+        cands.record(name, idx, passed, reason)
+    return stats

@@ -1,0 +1,35 @@
+# `make demo` and `make test` each set up .venv/ themselves (pip + constraints.txt).
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+WS ?= data/workspace
+SAMPLES := $(wildcard data/samples/*.jsonl) data/samples/sharegpt_multiturn.jsonl.gz
+
+.PHONY: setup demo test bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/prefmill curate $(SAMPLES) --dataset demo --workspace $(WS)
+	$(BIN)/prefmill query --workspace $(WS) \
+	  "SELECT signal, count(*) AS pairs, round(avg(margin), 3) AS mean_margin, round(avg(weight), 3) AS mean_weight \
+	   FROM pairs WHERE dataset = 'demo' AND version = (SELECT max(version) FROM versions WHERE dataset = 'demo') \
+	   GROUP BY signal ORDER BY pairs DESC"
+	$(BIN)/prefmill export demo --to $(WS)/exports/demo-trl --workspace $(WS)
+	@echo "export path: $(abspath $(WS))/exports/demo-trl"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/curate_samples.py
+
+clean:
+	rm -rf $(VENV) $(WS) .pytest_cache

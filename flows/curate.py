@@ -1,0 +1,84 @@
+"""The `curate` Prefect flow: read inputs (a task per file) -> mine signals (a task per table,
+sliced into batches where rows are independent) -> pairs and filters -> ledger -> commit a
+version. Thin by rule: the work lives in pipeline/ stages."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from pipeline.config import CurateConfig
+from pipeline.curation import (SLICEABLE, SOURCE_KINDS, code_version, combine, disabled, miner,
+                               select_pairs)
+from pipeline.ledger import build_ledger
+from pipeline.sources import SourceBatch, file_labels, merge, read_file
+from pipeline.store import commit_version
+
+
+class NoUsableInput(RuntimeError):
+    """No input record could be read: nothing to commit."""
+
+
+@task(name="read-source", cache_policy=NO_CACHE)
+def read_source(path: str, label: str, cfg: CurateConfig) -> SourceBatch:
+    return read_file(path, cfg.sources, label)
+
+
+@task(name="mine-signals", cache_policy=NO_CACHE, task_run_name="mine-{kind}-{part}")
+def mine(kind: str, part: int, table, cfg: CurateConfig):
+    run = miner(kind, cfg)
+    return run(table) if run else disabled(kind, table)
+
+
+@task(name="select-pairs", cache_policy=NO_CACHE)
+def select(raw, cfg: CurateConfig, cache_dir: Path):
+    return select_pairs(raw, cfg, cache_dir)
+
+
+@task(name="commit-version", cache_policy=NO_CACHE)
+def commit(workspace: Path, dataset: str, tables: dict, manifest: dict) -> dict:
+    return commit_version(workspace, dataset, tables, manifest)
+
+
+@flow(name="curate")
+def curate(inputs: list[str], dataset: str, workspace: str, config: dict | None = None) -> dict:
+    """Curate `inputs` into a new version of `dataset` under `workspace`; returns its manifest."""
+    log = get_run_logger()
+    cfg = CurateConfig.model_validate(config or {})
+    ws = Path(workspace)
+    futures = [read_source.submit(p, label, cfg) for p, label in zip(inputs, file_labels(inputs))]
+    batch = merge([f.result() for f in futures])
+    valid = sum(batch.tables[k].num_rows for k in SOURCE_KINDS)
+    if valid == 0:
+        raise NoUsableInput(f"no input record could be read from {len(inputs)} file(s); "
+                            f"{batch.quarantine.num_rows} quarantined")
+    log.info("read %d records from %d files (%d quarantined)", batch.records.num_rows, len(inputs),
+             batch.quarantine.num_rows)
+
+    mined = []
+    for kind in SOURCE_KINDS:
+        table = batch.tables[kind]
+        if table.num_rows == 0:
+            continue
+        step = cfg.batch_size if kind in SLICEABLE else table.num_rows
+        mined += [mine.submit(kind, i // step, table.slice(i, step), cfg)
+                  for i in range(0, table.num_rows, step)]
+    signals = combine([m.result() for m in mined])
+
+    pairs, lineage, stats = select(signals.pairs, cfg, ws / "cache")
+    ledger, summary = build_ledger(batch.records, batch.quarantine, lineage, signals.unpaired)
+    log.info("ledger: %s", {k: summary[k] for k in ("inputs", "kept", "filtered", "quarantined", "pairs")})
+    manifest = {
+        "flow_run_id": str(flow_run.id) if flow_run.id else None,
+        "config": cfg.model_dump(), "config_hash": cfg.digest(), "code_version": code_version(),
+        "inputs": batch.inputs,
+        "counts": {"records": batch.records.num_rows,
+                   **{f"rows_{k}": batch.tables[k].num_rows for k in SOURCE_KINDS},
+                   "signal_turns": signals.signals.num_rows, **stats.pop("funnel")},
+        "ledger": summary, "stats": {**stats, "sources": batch.stats},
+    }
+    tables = {"pairs": pairs, "lineage": lineage, "quarantine": batch.quarantine, "ledger": ledger,
+              "signals": signals.signals}
+    return commit(ws, dataset, tables, manifest)

@@ -1,0 +1,171 @@
+"""The `prefmill` command."""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+# Prefect runs ephemerally (no server) unless PREFECT_API_URL points at one; keep it quiet and private.
+for _key, _value in {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+                     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+                     "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}.items():
+    os.environ.setdefault(_key, _value)
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Curate implicit feedback into versioned preference datasets.")
+out = Console()
+err = Console(stderr=True)
+
+Workspace = Annotated[Optional[Path], typer.Option(
+    "--workspace", "-w", help="Workspace folder [default: $PREFMILL_WORKSPACE or ./data/workspace]")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")]
+
+
+def workspace_dir(option: Path | None) -> Path:
+    return (option or Path(os.environ.get("PREFMILL_WORKSPACE") or "data/workspace")).resolve()
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def curate(inputs: Annotated[list[Path], typer.Argument(help="JSON, JSONL, .gz or Parquet files")],
+           dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name")],
+           workspace: Workspace = None,
+           config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config")] = None,
+           as_json: AsJson = False):
+    """Run the curate flow on INPUTS and commit a new version of the dataset."""
+    from pipeline.config import ConfigError, load_config
+    from pipeline.store import StoreError
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    from flows.curate import NoUsableInput, curate as curate_flow  # the CLI is the composition root
+
+    ws = workspace_dir(workspace)
+    try:
+        manifest = curate_flow([str(p) for p in inputs], dataset, str(ws), cfg.model_dump())
+    except (NoUsableInput, StoreError) as exc:
+        fail(str(exc))
+    from pipeline.summary import print_summary
+
+    print_summary(out, manifest, ws)
+    ledger = manifest["ledger"]
+    if as_json:
+        print(json.dumps({"dataset": manifest["dataset"], "version": manifest["version"],
+                          "path": str(ws / "datasets" / manifest["dataset"] / f"v{manifest['version']}"),
+                          **{k: ledger[k] for k in ("inputs", "kept", "filtered", "quarantined", "pairs")}}))
+
+
+@app.command()
+def versions(name: Annotated[Optional[str], typer.Argument(help="Dataset name (all if omitted)")] = None,
+             workspace: Workspace = None, as_json: AsJson = False):
+    """List dataset versions."""
+    from pipeline.store import list_versions
+
+    table = list_versions(workspace_dir(workspace), name).drop_columns(["manifest_json"])
+    _show(table, as_json, title="versions")
+
+
+@app.command()
+def query(sql: Annotated[str, typer.Argument(help="SQL over the views pairs, lineage, quarantine, ledger, signals, versions")],
+          workspace: Workspace = None, as_json: AsJson = False):
+    """Run SQL against the DuckDB catalog."""
+    import duckdb
+
+    from pipeline.store import query as run_query
+
+    try:
+        _show(run_query(workspace_dir(workspace), sql), as_json)
+    except duckdb.Error as exc:
+        fail(f"query failed: {exc}")
+
+
+@app.command()
+def diff(a: Annotated[str, typer.Argument(help="NAME@VERSION")],
+         b: Annotated[str, typer.Argument(help="NAME@VERSION")],
+         workspace: Workspace = None, as_json: AsJson = False):
+    """Pairs added, removed, changed and flipped between two versions."""
+    from pipeline.store import StoreError, diff_versions
+
+    try:
+        result = diff_versions(workspace_dir(workspace), a, b)
+    except StoreError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(result, default=str))
+    else:
+        out.print_json(data=result, default=str)
+
+
+@app.command()
+def export(ref: Annotated[str, typer.Argument(help="NAME@VERSION (NAME alone = latest)")],
+           to: Annotated[Path, typer.Option("--to", help="Output folder (datasets.save_to_disk)")],
+           fmt: Annotated[str, typer.Option("--format", help="trl | ultrafeedback | kto")] = "trl",
+           push_to_hub: Annotated[Optional[str], typer.Option("--push-to-hub", help="Hub repo id")] = None,
+           workspace: Workspace = None, as_json: AsJson = False):
+    """Export a version to a Hugging Face dataset in TRL, UltraFeedback-binarized or KTO format."""
+    from pipeline.store import StoreError, export_version
+
+    if fmt not in ("trl", "ultrafeedback", "kto"):
+        fail(f"unknown format {fmt!r}: choose trl, ultrafeedback or kto", 2)
+    try:
+        result = export_version(workspace_dir(workspace), ref, to, fmt, push_to_hub=push_to_hub)
+    except StoreError as exc:
+        fail(str(exc))
+    if as_json:
+        print(json.dumps(result, default=str))
+    else:
+        out.print(f"exported {ref} as {fmt} to {to}")
+
+
+@app.command()
+def verify(ref: Annotated[str, typer.Argument(help="NAME@VERSION")], workspace: Workspace = None):
+    """Check every file of a version against its manifest (size and SHA-256)."""
+    from pipeline.store import StoreError, verify_version
+
+    try:
+        problems = verify_version(workspace_dir(workspace), ref)
+    except StoreError as exc:
+        fail(str(exc))
+    for p in problems:
+        err.print(f"[red]{p}[/]", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+    out.print(f"{ref}: all files match the manifest")
+
+
+def _show(table, as_json: bool, title: str | None = None) -> None:
+    rows = table.to_pylist()
+    if as_json:
+        print(json.dumps(rows, default=str))
+        return
+    view = Table(title=title)
+    for name in table.column_names:
+        view.add_column(name, overflow="fold")
+    for row in rows:
+        view.add_row(*[_cell(v) for v in row.values()])
+    out.print(view)
+
+
+def _cell(value) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

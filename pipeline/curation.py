@@ -1,0 +1,77 @@
+"""The curation stages the `curate` flow composes: mine signals per table, turn them into
+filtered pairs, and assemble the manifest. Pure functions over Arrow tables (no Prefect)."""
+from __future__ import annotations
+
+import subprocess
+from importlib.metadata import version as pkg_version
+from pathlib import Path
+
+import pyarrow as pa
+
+from pipeline.config import CurateConfig
+from pipeline.filters import apply_filters
+from pipeline.filters.length_bias import length_bias
+from pipeline.pairs import build_pairs, finalize
+from pipeline.signals.result import SignalResult
+
+SOURCE_KINDS = ("conversations", "ugc", "edits", "judgments")
+# tables whose rows are independent, so the flow may mine them in slices
+SLICEABLE = {"conversations", "edits"}
+
+
+def miner(kind: str, cfg: CurateConfig):
+    """The signal miner for a canonical table and its config section, or None when disabled."""
+    from pipeline.signals import conversations, edits, pairwise, ugc
+
+    section = {"conversations": cfg.signals.conversations, "ugc": cfg.signals.ugc,
+               "edits": cfg.signals.edits, "judgments": cfg.signals.pairwise}[kind]
+    if not section.enabled:
+        return None
+    fn = {"conversations": conversations.mine_conversations, "ugc": ugc.mine_ugc,
+          "edits": edits.mine_edits, "judgments": pairwise.mine_pairwise}[kind]
+    return lambda table: fn(table, section)
+
+
+def disabled(kind: str, table: pa.Table) -> SignalResult:
+    from pipeline.schema import from_rows
+
+    reason = f"{kind}: signal disabled in the config"
+    return SignalResult(unpaired=from_rows("unpaired", [{"record_id": r, "reason": reason}
+                                                        for r in set(table["record_id"].to_pylist())]))
+
+
+def combine(results: list[SignalResult]) -> SignalResult:
+    return SignalResult(pairs=pa.concat_tables([r.pairs for r in results]) if results else SignalResult().pairs,
+                        unpaired=pa.concat_tables([r.unpaired for r in results]) if results else SignalResult().unpaired,
+                        signals=pa.concat_tables([r.signals for r in results]) if results else SignalResult().signals)
+
+
+def select_pairs(raw: pa.Table, cfg: CurateConfig, cache_dir: Path | None) -> tuple[pa.Table, pa.Table, dict]:
+    """raw signal pairs -> (pairs, lineage, stats): ids, tie rule, filters, length-bias report."""
+    cands = build_pairs(raw)
+    filter_stats = apply_filters(cands, cfg.filters, cache_dir)
+    pairs, lineage = finalize(cands)
+    alive = raw.num_rows
+    funnel = {"raw_pairs": raw.num_rows, "unique_pairs": cands.table.num_rows}
+    for name, passed, _ in cands.log:
+        alive = int(sum(1 for p in passed.to_pylist() if p))
+        funnel[f"after_{name}"] = alive
+    stats = {"funnel": funnel, "length_bias": length_bias(pairs), **filter_stats,
+             "pairs_by_signal": dict(zip(*_value_counts(pairs["signal"])))}
+    return pairs, lineage, stats
+
+
+def _value_counts(column) -> tuple[list, list]:
+    vc = column.value_counts()
+    return vc.field("values").to_pylist(), vc.field("counts").to_pylist()
+
+
+def code_version() -> str:
+    """Package version plus the git commit when running from a checkout."""
+    v = pkg_version("prefmill")
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        sha = ""
+    return f"{v}+{sha}" if sha else v

@@ -1,0 +1,35 @@
+"""Length-bias report (not a filter): how often the chosen side is the longer one and how
+strongly the margin tracks the length difference, overall and per signal (methods S19)."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from scipy.stats import spearmanr
+
+
+def _lengths(messages) -> np.ndarray:
+    return pc.utf8_length(pc.list_element(messages, 0).combine_chunks().field("content")).to_numpy(
+        zero_copy_only=False).astype(float)
+
+
+def _report(chosen: np.ndarray, rejected: np.ndarray, margin: np.ndarray) -> dict:
+    diff = chosen - rejected
+    out = {"pairs": int(len(diff)),
+           "share_chosen_longer": float(np.mean(diff > 0)) if len(diff) else None,
+           "mean_chars_chosen": float(chosen.mean()) if len(diff) else None,
+           "mean_chars_rejected": float(rejected.mean()) if len(diff) else None,
+           "spearman_margin_vs_length_diff": None}
+    if len(diff) > 2 and np.ptp(diff) > 0 and np.ptp(margin) > 0:
+        out["spearman_margin_vs_length_diff"] = float(spearmanr(margin, diff).statistic)
+    return out
+
+
+def length_bias(pairs: pa.Table) -> dict:
+    chosen, rejected = _lengths(pairs["chosen"]), _lengths(pairs["rejected"])
+    margin = pairs["margin"].to_numpy(zero_copy_only=False)
+    signal = pairs["signal"].to_numpy(zero_copy_only=False)
+    report = _report(chosen, rejected, margin)
+    report["by_signal"] = {s: _report(chosen[signal == s], rejected[signal == s], margin[signal == s])
+                           for s in sorted(set(signal))}
+    return report

@@ -1,0 +1,24 @@
+"""Per-prompt cap: no prompt contributes more than `cap` pairs (highest margin, then weight)."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+
+def cap_per_prompt(table: pa.Table, cap: int) -> tuple[np.ndarray, np.ndarray]:
+    n = table.num_rows
+    if n == 0:
+        return np.zeros(0, bool), np.zeros(0, object)
+    prompt = table["prompt_id"].to_numpy(zero_copy_only=False)
+    order = np.lexsort((table["pair_id"].to_numpy(zero_copy_only=False),
+                        -table["weight"].to_numpy(zero_copy_only=False),
+                        -table["margin"].to_numpy(zero_copy_only=False), prompt))
+    sorted_prompt = prompt[order]
+    starts = np.r_[True, sorted_prompt[1:] != sorted_prompt[:-1]]
+    group_start = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - group_start + 1
+    passed = rank <= cap
+    reason = np.where(passed, [f"rank {r} of its prompt <= cap {cap}" for r in rank],
+                      [f"rank {r} of its prompt > cap {cap} (lower margin)" for r in rank]).astype(object)
+    return passed, reason

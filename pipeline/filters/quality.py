@@ -1,0 +1,45 @@
+"""Quality guards and the per-signal margin threshold, vectorized over Arrow."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.config import QualityConfig
+
+
+def _text(messages) -> pa.Array:
+    return pc.list_element(messages, 0).combine_chunks().field("content")
+
+
+def quality_guard(table: pa.Table, cfg: QualityConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Both sides must have between min_chars and max_chars characters and at least
+    min_alnum_ratio letters/digits (drops markup debris and binary garbage)."""
+    n = table.num_rows
+    passed = np.ones(n, dtype=bool)
+    reason = np.full(n, "passed length and content guards", dtype=object)
+    for side in ("rejected", "chosen"):  # chosen last: its reason wins when both fail
+        text = _text(table[side])
+        length = pc.utf8_length(text).to_numpy(zero_copy_only=False)
+        alnum = pc.utf8_length(pc.replace_substring_regex(text, r"[^\p{L}\p{N}]", "")).to_numpy(
+            zero_copy_only=False)
+        ratio = np.divide(alnum, length, out=np.zeros(n), where=length > 0)
+        for bad, why in ((length < cfg.min_chars, f"{side} shorter than {cfg.min_chars} chars"),
+                         (length > cfg.max_chars, f"{side} longer than {cfg.max_chars} chars"),
+                         (ratio < cfg.min_alnum_ratio,
+                          f"{side} has under {cfg.min_alnum_ratio:.0%} letters or digits")):
+            passed &= ~bad
+            reason[bad] = why
+    return passed, reason
+
+
+def margin_threshold(table: pa.Table, min_margin: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Keep a pair when its margin reaches its signal's threshold (signals without an entry
+    have none)."""
+    signals = table["signal"].to_numpy(zero_copy_only=False)
+    margin = table["margin"].to_numpy(zero_copy_only=False)
+    tau = np.array([min_margin.get(s, -np.inf) for s in signals], dtype=float)
+    passed = margin >= tau
+    reason = np.array([f"margin {m:.3g} {'>=' if ok else '<'} {t:.3g} for {s}"
+                       for m, t, s, ok in zip(margin, tau, signals, passed)], dtype=object)
+    return passed, reason

@@ -1,0 +1,32 @@
+"""Human-readable summary of a committed version (printed by `prefmill curate`)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def print_summary(console: Console, manifest: dict, workspace: Path) -> None:
+    ledger = manifest["ledger"]
+    name, version = manifest["dataset"], manifest["version"]
+    console.print(f"\n[bold]{name} v{version}[/] committed "
+                  f"(parent: {manifest.get('parent') or 'none'}) -> "
+                  f"{workspace / 'datasets' / name / f'v{version}'}")
+    t = Table(title="ledger: inputs = kept + filtered + quarantined")
+    for col in ("inputs", "kept", "filtered", "quarantined", "pairs"):
+        t.add_column(col, justify="right")
+    t.add_row(*[str(ledger[c]) for c in ("inputs", "kept", "filtered", "quarantined", "pairs")])
+    console.print(t)
+    by_signal = manifest["stats"].get("pairs_by_signal", {})
+    if by_signal:
+        console.print("pairs by signal: " + ", ".join(f"{k}={v}" for k, v in sorted(by_signal.items())))
+    for title, reasons in (("top filter reasons", ledger["filtered_reasons"]),
+                           ("top quarantine reasons", ledger["quarantine_reasons"])):
+        if reasons:
+            console.print(f"{title}: " + "; ".join(f"{r} ({n})" for r, n in list(reasons.items())[:5]),
+                          highlight=False)
+    bias = manifest["stats"].get("length_bias", {})
+    if bias.get("share_chosen_longer") is not None:
+        console.print(f"length bias: chosen longer in {bias['share_chosen_longer']:.0%} of pairs, "
+                      f"spearman(margin, length diff) = {bias['spearman_margin_vs_length_diff']}")

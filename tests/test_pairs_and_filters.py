@@ -1,0 +1,108 @@
+"""Pair construction (ids, tie rule, merging) and each filter's decisions."""
+import json
+
+import numpy as np
+
+from pair_rows import raw_pair, raw_table
+from pipeline.config import CurateConfig, DedupConfig
+from pipeline.filters import apply_filters
+from pipeline.filters.dedup import dedup_prompts
+from pipeline.pairs import build_pairs, finalize
+
+
+def _no_semantic():
+    cfg = CurateConfig().filters
+    cfg.dedup.semantic = False
+    return cfg
+
+
+def test_tie_rule_drops_whitespace_equal_and_empty_sides():
+    cands = build_pairs(raw_table([
+        raw_pair("q1", "Same  answer\n", " Same answer", ids=["f:1"]),
+        raw_pair("q2", "", "something", ids=["f:2"]),
+        raw_pair("q3", "good answer", "bad answer", ids=["f:3"]),
+    ]))
+    pairs, lineage = finalize(cands)
+    assert pairs.num_rows == 1 and pairs["chosen"][0].as_py()[0]["content"] == "good answer"
+    dropped = {r["input_ids"][0]: r["decisions"][0]["reason"] for r in lineage.to_pylist() if not r["kept"]}
+    assert dropped == {"f:1": "chosen equals rejected after whitespace normalization",
+                       "f:2": "chosen or rejected is empty"}
+
+
+def test_pair_id_is_a_content_hash_stable_across_runs_and_whitespace():
+    a = build_pairs(raw_table([raw_pair("What is DPO?", "An algorithm.", "A fruit.")])).table
+    b = build_pairs(raw_table([raw_pair("What is  DPO?", "An algorithm. ", "A fruit.", ids=["g:9"])])).table
+    c = build_pairs(raw_table([raw_pair("What is DPO?", "A fruit.", "An algorithm.")])).table
+    assert a["pair_id"][0] == b["pair_id"][0]
+    assert a["pair_id"][0] != c["pair_id"][0]  # swapped sides is a different (flipped) pair
+    assert a["prompt_id"][0] == c["prompt_id"][0]
+
+
+def test_same_pair_from_two_records_is_one_pair_with_both_inputs():
+    cands = build_pairs(raw_table([raw_pair("q", "yes", "no", ids=["a:1"]),
+                                   raw_pair("q", "yes", "no", ids=["b:7"])]))
+    assert cands.table.num_rows == 1
+    assert cands.table["input_ids"][0].as_py() == ["a:1", "b:7"]
+
+
+def test_quality_guard_and_margin_threshold_record_reasons():
+    cands = build_pairs(raw_table([
+        raw_pair("q1", "}{}{<>//--==", "a fine answer", ids=["f:1"]),
+        raw_pair("q2", "a real answer", "another answer", margin=0.01, ids=["f:2"]),
+        raw_pair("q3", "a real answer", "another answer", margin=0.5, ids=["f:3"]),
+    ]))
+    apply_filters(cands, _no_semantic())
+    _, lineage = finalize(cands)
+    by_id = {r["input_ids"][0]: r for r in lineage.to_pylist()}
+    assert by_id["f:1"]["dropped_by"] == "quality" and "letters or digits" in by_id["f:1"]["decisions"][-1]["reason"]
+    assert by_id["f:2"]["dropped_by"] == "margin" and by_id["f:2"]["decisions"][-1]["reason"] == "margin 0.01 < 0.05 for edit"
+    assert by_id["f:3"]["kept"] and [d["filter"] for d in by_id["f:3"]["decisions"]] == [
+        "tie_rule", "quality", "margin", "prompt_dedup", "per_prompt_cap"]
+
+
+def test_per_prompt_cap_keeps_highest_margins():
+    rows = [raw_pair("same prompt", f"chosen {i}", f"rejected {i}", margin=0.1 * (i + 1), ids=[f"f:{i}"])
+            for i in range(6)]
+    cands = build_pairs(raw_table(rows))
+    cfg = _no_semantic()
+    cfg.per_prompt_cap = 4
+    apply_filters(cands, cfg)
+    pairs, lineage = finalize(cands)
+    assert sorted(np.round(pairs["margin"].to_pylist(), 2)) == [0.3, 0.4, 0.5, 0.6]
+    capped = [r for r in lineage.to_pylist() if r["dropped_by"] == "per_prompt_cap"]
+    assert len(capped) == 2 and all("> cap 4" in r["decisions"][-1]["reason"] for r in capped)
+
+
+def test_exact_prompt_duplicates_keep_one_representative_group():
+    cands = build_pairs(raw_table([
+        raw_pair("What is a citra hop?", "a1", "b1", ids=["f:1"]),
+        raw_pair("What is a citra hop?", "a2", "b2", ids=["f:2"]),
+        raw_pair("what is a CITRA hop", "a3", "b3", ids=["f:3"]),
+        raw_pair("How do I age a stout?", "a4", "b4", ids=["f:4"]),
+    ]))
+    apply_filters(cands, _no_semantic())
+    pairs, lineage = finalize(cands)
+    kept_prompts = {p[0]["content"] for p in pairs["prompt"].to_pylist()}
+    assert kept_prompts == {"What is a citra hop?", "How do I age a stout?"}  # the group's representative survives
+    dup = [r for r in lineage.to_pylist() if r["dropped_by"] == "prompt_dedup"]
+    assert [r["input_ids"] for r in dup] == [["f:3"]]
+
+
+def test_semantic_dedup_with_real_embeddings(tmp_path):
+    """Real all-MiniLM-L6-v2: a reworded prompt joins its original's group, unrelated ones don't,
+    and the second run is served from the embedding cache."""
+    prompts = ["What is a citra hop, and how does it differ from other hops?",
+               "What is a citra hop and how is it different from other hops?",
+               "Should we include sources in answers?",
+               "Translate the article about dentistry into French."]
+    cands = build_pairs(raw_table([raw_pair(p, f"good {i}", f"bad {i}", ids=[f"f:{i}"])
+                                   for i, p in enumerate(prompts)]))
+    alive, _ = cands.alive()
+    stats = {}
+    passed, reason = dedup_prompts(alive, DedupConfig(exact=True, semantic=True, threshold=0.9), tmp_path, stats)
+    assert passed.sum() == 3
+    dropped = [r for r, ok in zip(reason, passed) if not ok]
+    assert len(dropped) == 1 and "cosine 0.9" in dropped[0]
+    assert stats["embedding_cache"] == {"hits": 0, "misses": 4}
+    dedup_prompts(alive, DedupConfig(threshold=0.9), tmp_path, stats)
+    assert stats["embedding_cache"] == {"hits": 4, "misses": 0}
