@@ -1,0 +1,129 @@
+"""Commit a dataset version: validate the tables, write them into a private temp folder, then make
+the version visible with one atomic rename. A crash leaves no visible partial version; two writers
+racing for the same number both succeed with distinct numbers."""
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import stat
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from pipeline.schema import SchemaError, conform, empty
+from pipeline.store import manifest as mf
+from pipeline.store.catalog import refresh_catalog_quietly
+from pipeline.store.layout import (MANIFEST_FILE, REQUIRED_TABLES, TABLES, TMP_PREFIX, VERSION_FILE, StoreError,
+                                   check_name, dataset_dir, latest_version, workspace_path)
+from pipeline.store.verify import file_facts
+
+log = logging.getLogger(__name__)
+MAX_RENAME_ATTEMPTS = 1000
+READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+
+
+def conform_tables(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
+    if not isinstance(tables, dict):
+        raise StoreError(f"tables must be a dict of pyarrow Tables, got {type(tables).__name__}")
+    unknown = sorted(set(tables) - set(TABLES))
+    missing = [t for t in REQUIRED_TABLES if tables.get(t) is None]
+    if unknown or missing:
+        raise StoreError(f"tables: missing {missing}, unknown {unknown} (expected {list(TABLES)})")
+    out = {}
+    for name in TABLES:
+        table = tables.get(name)
+        try:
+            out[name] = empty(name) if table is None else conform(name, table)
+        except SchemaError as exc:
+            raise StoreError(f"table {name} does not match schemas/{name}.yaml: {exc}") from exc
+    ids = out["pairs"]["pair_id"]
+    duplicates = ids.length() - pc.count_distinct(ids).as_py()
+    if duplicates:
+        raise StoreError(f"pairs: {duplicates} duplicate pair_id value(s); pair_id is the key of a version")
+    return out
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_parquet(path: Path, table: pa.Table) -> dict:
+    pq.write_table(table, path, compression="zstd")
+    _fsync(path)
+    return file_facts(path, table.num_rows)
+
+
+def _write_manifest_files(tmp: Path, manifest: dict) -> dict:
+    """version.parquet, then manifest.json LAST (it lists version.parquet's hash too)."""
+    for name in (VERSION_FILE, MANIFEST_FILE):
+        (tmp / name).unlink(missing_ok=True)  # a retry for the next number rewrites both
+    data_files = {k: v for k, v in manifest["files"].items() if k != VERSION_FILE}
+    manifest = {**manifest, "files": data_files}
+    version_facts = _write_parquet(tmp / VERSION_FILE, mf.version_row(manifest))
+    manifest = {**manifest, "files": {**data_files, VERSION_FILE: version_facts}}
+    path = tmp / MANIFEST_FILE
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(mf.to_json(manifest) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    for f in (VERSION_FILE, MANIFEST_FILE):
+        os.chmod(tmp / f, READ_ONLY)
+    _fsync(tmp)
+    return manifest
+
+
+def _publish(ddir: Path, tmp: Path, workspace: Path, dataset: str, manifest: dict) -> dict:
+    """Rename tmp to the next free vN; on a lost race, renumber and retry."""
+    number = 0
+    for _ in range(MAX_RENAME_ATTEMPTS):
+        latest = latest_version(workspace, dataset) or 0
+        number = max(number + 1, latest + 1)
+        final = mf.stamp(manifest, number, latest or None)
+        final = _write_manifest_files(tmp, final)
+        try:
+            os.rename(tmp, ddir / f"v{number}")
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                log.info("v%d of %s was taken by another writer; trying the next number", number, dataset)
+                continue
+            raise
+        _fsync(ddir)
+        return final
+    raise StoreError(f"could not find a free version number for {dataset} after {MAX_RENAME_ATTEMPTS} attempts")
+
+
+def commit_version(workspace: Path, dataset: str, tables: dict[str, pa.Table], manifest: dict) -> dict:
+    """Write `tables` as the next version of `dataset` and return its final manifest.
+
+    `tables` has keys pairs, lineage, quarantine, ledger and optionally signals; each is validated
+    against its schema. `manifest` carries the dataset-level facts (flow_run_id, config, config_hash,
+    code_version, inputs, counts, ledger, stats); the store adds dataset, version, parent, created and
+    files. Refuses (StoreError) when the ledger does not balance."""
+    check_name(dataset)
+    ws = workspace_path(workspace)
+    conformed = conform_tables(tables)
+    prepared = mf.prepare(dataset, manifest, conformed)
+    ddir = dataset_dir(ws, dataset)
+    ddir.mkdir(parents=True, exist_ok=True)
+    tmp = ddir / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+    tmp.mkdir()
+    try:
+        for name, table in conformed.items():
+            filename = f"{name}.parquet"
+            prepared["files"][filename] = _write_parquet(tmp / filename, table)
+            os.chmod(tmp / filename, READ_ONLY)
+        final = _publish(ddir, tmp, ws, dataset, prepared)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    refresh_catalog_quietly(ws)
+    return final

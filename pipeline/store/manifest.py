@@ -1,0 +1,129 @@
+"""The manifest of a version: the caller's dataset-level facts, checked (the ledger must balance),
+plus what the store adds (dataset, version, parent, created, files). Also the one-row
+version.parquet that lets DuckDB list versions."""
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.schema import conform
+from pipeline.store.layout import StoreError
+
+STORE_KEYS = ("dataset", "version", "parent", "created", "files")  # set by the store, never by the caller
+REQUIRED_KEYS = ("config_hash", "code_version")
+DEFAULTS = {"flow_run_id": None, "config": {}, "inputs": [], "counts": {}, "stats": {}}
+STATUSES = ("kept", "filtered", "quarantined")
+
+
+def _plain(value):
+    """numpy scalars, dates and paths as JSON values."""
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def to_json(manifest: dict) -> str:
+    return json.dumps(manifest, indent=2, ensure_ascii=False, allow_nan=False, default=_plain)
+
+
+def _finite(value):
+    """JSON has no NaN/Infinity: non-finite floats (e.g. a mean over nothing) become null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _reasons(ledger: pa.Table, status: str) -> dict[str, int]:
+    rows = ledger.filter(pc.equal(ledger["status"], status))
+    if not rows.num_rows:
+        return {}
+    counts = pc.value_counts(pc.fill_null(rows["reason"], "")).to_pylist()
+    return {c["values"] or "unspecified": c["counts"] for c in sorted(counts, key=lambda c: -c["counts"])}
+
+
+def ledger_from_table(ledger: pa.Table, pairs_rows: int) -> dict:
+    """The ledger summary a version's manifest carries, computed from the ledger table."""
+    counts = {s: 0 for s in STATUSES}
+    for c in pc.value_counts(ledger["status"]).to_pylist():
+        counts[c["values"]] = c["counts"]
+    return {"inputs": ledger.num_rows, **counts, "pairs": pairs_rows,
+            "filtered_reasons": _reasons(ledger, "filtered"),
+            "quarantine_reasons": _reasons(ledger, "quarantined")}
+
+
+def ledger_problems(summary: dict, ledger: pa.Table | None, pairs_rows: int | None) -> list[str]:
+    """Why a ledger does not balance; [] when it does. Shared by commit (refuse) and verify (report)."""
+    if not isinstance(summary, dict):
+        return [f"ledger must be an object with counts, got {type(summary).__name__}"]
+    missing = [k for k in ("inputs", *STATUSES, "pairs") if not isinstance(summary.get(k), int)]
+    if missing:
+        return [f"ledger lacks integer counts for {missing}"]
+    problems = []
+    total = summary["kept"] + summary["filtered"] + summary["quarantined"]
+    if summary["inputs"] != total:
+        problems.append(f"ledger does not balance: inputs={summary['inputs']} but kept+filtered+quarantined="
+                        f"{summary['kept']}+{summary['filtered']}+{summary['quarantined']}={total}")
+    if pairs_rows is not None and summary["pairs"] != pairs_rows:
+        problems.append(f"ledger says pairs={summary['pairs']} but pairs.parquet has {pairs_rows} rows")
+    if ledger is not None:
+        actual = ledger_from_table(ledger, pairs_rows or 0)
+        unknown = sorted(set(pc.unique(ledger["status"]).to_pylist()) - set(STATUSES))
+        if unknown:
+            problems.append(f"ledger table has unknown status values {unknown} (expected {list(STATUSES)})")
+        for key in ("inputs", *STATUSES):
+            if actual[key] != summary[key]:
+                problems.append(f"ledger says {key}={summary[key]} but the ledger table has {actual[key]}")
+    return problems
+
+
+def prepare(dataset: str, manifest: dict, tables: dict[str, pa.Table]) -> dict:
+    """Check the caller's manifest against the (conformed) tables; return a copy ready for the store
+    to fill in version, parent, created and files. Raises StoreError when the ledger does not balance."""
+    if not isinstance(manifest, dict):
+        raise StoreError(f"manifest must be a dict, got {type(manifest).__name__}")
+    if manifest.get("dataset") not in (None, dataset):
+        raise StoreError(f"manifest names dataset {manifest['dataset']!r} but the commit is to {dataset!r}")
+    missing = [k for k in REQUIRED_KEYS if not manifest.get(k)]
+    if missing:
+        raise StoreError(f"manifest lacks required keys {missing} (see schemas/manifest.yaml)")
+    out = {"dataset": dataset, "version": None, "parent": None, "created": None}
+    out.update({k: v for k, v in DEFAULTS.items()})
+    out.update({k: v for k, v in manifest.items() if k not in STORE_KEYS})
+    try:  # the manifest is kept exactly as manifest.json will hold it
+        out = json.loads(to_json(_finite(out)))
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"manifest is not JSON-serializable: {exc}") from exc
+    pairs_rows = tables["pairs"].num_rows
+    if out.get("ledger") is None:
+        out["ledger"] = ledger_from_table(tables["ledger"], pairs_rows)
+    problems = ledger_problems(out["ledger"], tables["ledger"], pairs_rows)
+    if problems:
+        raise StoreError(f"refusing to commit {dataset}: " + "; ".join(problems))
+    out["files"] = {}
+    return out
+
+
+def stamp(manifest: dict, version: int, parent: int | None) -> dict:
+    return {**manifest, "version": version, "parent": parent,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def version_row(manifest: dict) -> pa.Table:
+    """The one-row `manifest` table (version.parquet) that the catalog's `versions` view reads."""
+    led = manifest["ledger"]
+    row = {"dataset": manifest["dataset"], "version": manifest["version"], "parent": manifest["parent"],
+           "created": manifest["created"], "flow_run_id": manifest.get("flow_run_id"),
+           "config_hash": str(manifest["config_hash"]), "code_version": str(manifest["code_version"]),
+           "inputs": led["inputs"], "kept": led["kept"], "filtered": led["filtered"],
+           "quarantined": led["quarantined"], "pairs": led["pairs"], "manifest_json": to_json(manifest)}
+    return conform("manifest", pa.Table.from_pylist([row]))
