@@ -13,7 +13,7 @@ from pipeline.config import CurateConfig
 from pipeline.curation import (SLICEABLE, SOURCE_KINDS, code_version, combine, disabled, miner,
                                select_pairs)
 from pipeline.ledger import build_ledger
-from pipeline.sources import SourceBatch, file_labels, merge, read_file
+from pipeline.sources import SourceBatch, merge, read_file, unique_labels
 from pipeline.store import commit_version
 
 
@@ -48,7 +48,7 @@ def curate(inputs: list[str], dataset: str, workspace: str, config: dict | None 
     log = get_run_logger()
     cfg = CurateConfig.model_validate(config or {})
     ws = Path(workspace)
-    futures = [read_source.submit(p, label, cfg) for p, label in zip(inputs, file_labels(inputs))]
+    futures = [read_source.submit(p, label, cfg) for p, label in zip(inputs, unique_labels([Path(p) for p in inputs]))]
     batch = merge([f.result() for f in futures])
     valid = sum(batch.tables[k].num_rows for k in SOURCE_KINDS)
     if valid == 0:

@@ -1,0 +1,13 @@
+"""HTML post bodies -> readable plain text (Markdown-style: paragraphs, lists, quotes, fenced code).
+
+markdownify parses with BeautifulSoup (stdlib html.parser). Stack Exchange bodies are rendered
+Markdown, so this gives back text close to what the author typed; no escaping is added."""
+from __future__ import annotations
+
+from markdownify import markdownify
+
+
+def html_to_text(html: str) -> str:
+    text = markdownify(html, heading_style="ATX", bullets="-", code_language="",
+                       escape_underscores=False, escape_asterisks=False, escape_misc=False)
+    return text.strip()
