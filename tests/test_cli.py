@@ -1,0 +1,125 @@
+"""End to end through the real `prefmill` command: a real Prefect flow run, a real DuckDB
+catalog, real embeddings, on the real samples shipped in data/samples/."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import ROOT, SAMPLES
+
+PREFMILL = str(Path(sys.executable).parent / "prefmill")
+ALL_SAMPLES = sorted(str(p) for p in SAMPLES.iterdir() if p.suffix in (".jsonl", ".gz"))
+
+
+def run(*args, check=True):
+    proc = subprocess.run([PREFMILL, *args], capture_output=True, text=True, cwd=ROOT, timeout=900,
+                          env={**os.environ, "COLUMNS": "200"})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"prefmill {args[0]} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def last_json(proc):
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def curated(tmp_path_factory):
+    """All shared samples curated twice into one workspace (v1, v2) with the default config."""
+    ws = tmp_path_factory.mktemp("ws")
+    first = last_json(run("curate", *ALL_SAMPLES, "--dataset", "samples", "--workspace", str(ws), "--json"))
+    second = last_json(run("curate", *ALL_SAMPLES, "--dataset", "samples", "--workspace", str(ws), "--json"))
+    return ws, first, second
+
+
+def test_curate_commits_a_balanced_version_from_every_sample(curated):
+    ws, first, _ = curated
+    assert first["version"] == 1
+    assert first["inputs"] == first["kept"] + first["filtered"] + first["quarantined"]
+    manifest = json.loads((Path(first["path"]) / "manifest.json").read_text())
+    expected_records = sum(f["records"] for f in json.loads((SAMPLES / "manifest.json").read_text())["files"].values())
+    assert manifest["ledger"]["inputs"] == expected_records  # every record of every file accounted for
+    by_signal = manifest["stats"]["pairs_by_signal"]
+    assert set(by_signal) == {"dsat_sat", "edit", "ugc_votes", "human_pairwise"}, by_signal
+    assert first["pairs"] == sum(by_signal.values())
+    assert manifest["flow_run_id"] and manifest["config_hash"] and manifest["parent"] is None
+
+
+def test_rerun_is_deterministic_and_chained(curated):
+    ws, first, second = curated
+    assert second["version"] == 2 and second["pairs"] == first["pairs"]
+    diff = json.loads(run("diff", "samples@1", "samples@2", "--workspace", str(ws), "--json").stdout)
+    assert diff["added"]["count"] == 0 and diff["removed"]["count"] == 0 and diff["changed"]["count"] == 0
+    versions = json.loads(run("versions", "samples", "--workspace", str(ws), "--json").stdout)
+    assert [(v["version"], v["parent"]) for v in versions] == [(1, None), (2, 1)]
+
+
+def test_catalog_answers_queries_from_cli_and_a_plain_duckdb_client(curated):
+    ws, first, _ = curated
+    rows = json.loads(run("query", "SELECT version, count(*) AS n FROM pairs GROUP BY version ORDER BY version",
+                          "--workspace", str(ws), "--json").stdout)
+    assert rows == [{"version": 1, "n": first["pairs"]}, {"version": 2, "n": first["pairs"]}]
+    con = duckdb.connect(str(ws / "catalog.duckdb"), read_only=True)
+    ledger = dict(con.sql("SELECT status, count(*) FROM ledger WHERE version = 1 GROUP BY status").fetchall())
+    assert ledger == {k: first[k] for k in ("kept", "filtered", "quarantined") if first[k]}
+    # every kept pair traces back to input records that the ledger marks kept
+    orphans = con.sql("""SELECT count(*) FROM (SELECT unnest(input_ids) AS record_id FROM lineage
+                         WHERE version = 1 AND kept) l ANTI JOIN (SELECT record_id FROM ledger
+                         WHERE version = 1 AND status = 'kept') USING (record_id)""").fetchall()[0][0]
+    assert orphans == 0
+
+
+def test_export_and_verify(curated, tmp_path):
+    ws, first, _ = curated
+    out = tmp_path / "trl"
+    run("export", "samples@1", "--to", str(out), "--workspace", str(ws))
+    import datasets
+
+    ds = datasets.load_from_disk(str(out))
+    assert ds.column_names == ["prompt", "chosen", "rejected"] and len(ds) == first["pairs"]
+    assert run("verify", "samples@1", "--workspace", str(ws)).returncode == 0
+
+
+def test_verify_names_a_tampered_file(curated):
+    ws, _, second = curated
+    pairs = Path(second["path"]) / "lineage.parquet"
+    os.chmod(pairs, 0o644)
+    data = bytearray(pairs.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    pairs.write_bytes(bytes(data))
+    proc = run("verify", "samples@2", "--workspace", str(ws), check=False)
+    assert proc.returncode != 0 and "lineage.parquet" in proc.stderr
+
+
+def test_bad_records_are_quarantined_and_the_run_goes_on(tmp_path):
+    good = (SAMPLES / "pairwise_pandalm_human.jsonl").read_text().splitlines()[:20]
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text("\n".join(good[:10] + ["{not json", '{"who": "knows"}', "[1, 2]"] + good[10:]) + "\n")
+    cfg = tmp_path / "fast.yaml"
+    cfg.write_text("filters:\n  dedup:\n    semantic: false\n")
+    result = last_json(run("curate", str(mixed), str(tmp_path / "missing.jsonl"), "--dataset", "mixed",
+                           "--workspace", str(tmp_path / "ws"), "--config", str(cfg), "--json"))
+    assert result["quarantined"] == 4  # three bad lines and the missing file
+    assert result["inputs"] == 24 and result["inputs"] == result["kept"] + result["filtered"] + result["quarantined"]
+    con = duckdb.connect(str(tmp_path / "ws" / "catalog.duckdb"), read_only=True)
+    kinds = sorted(r[0] for r in con.sql("SELECT error_kind FROM quarantine").fetchall())
+    assert kinds == ["invalid_json", "not_an_object", "unknown_format", "unreadable_file"]
+
+
+def test_no_readable_input_fails_clearly(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("{oops\n")
+    proc = run("curate", str(bad), "--dataset", "x", "--workspace", str(tmp_path / "ws"), check=False)
+    assert proc.returncode == 1 and "no input record could be read" in proc.stderr
+    assert not (tmp_path / "ws" / "datasets" / "x").exists() or not any((tmp_path / "ws" / "datasets" / "x").glob("v*"))
+
+
+def test_unusable_config_fails_before_running(tmp_path):
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("filters:\n  per_prompt_cap: lots\n")
+    proc = run("curate", ALL_SAMPLES[0], "--dataset", "x", "--config", str(cfg), "--workspace", str(tmp_path), check=False)
+    assert proc.returncode == 2 and "per_prompt_cap" in proc.stderr
