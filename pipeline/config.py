@@ -25,6 +25,8 @@ class ConversationSignalConfig(Strict):
     rephrase_similarity: float = 0.6         # token-set similarity of a retry to the previous request
     new_topic_similarity: float = 0.15       # below this a cue-less turn is a new topic
     max_chain: int = 3                       # DSAT turns allowed between the rejected and accepted answer
+    min_rephrase_tokens: int = 3             # shorter turns ("1.e4", "why?") are never counted as retries
+    rephrase_min_sort_similarity: float = 0.85  # and whole-text token_sort_ratio: rules out templated series
 
 
 class EditSignalConfig(Strict):
@@ -38,6 +40,7 @@ class UgcSignalConfig(Strict):
     min_score_gap: int = 2                   # vote gap between chosen and rejected answers
     comment_weight: float = 1.0              # votes added per net positive follow-up comment
     min_answer_chars: int = 20
+    weight_half_gap: float = 5.0             # pair weight = gap / (gap + this): a gap of 5 votes weighs 0.5
 
 
 class PairwiseSignalConfig(Strict):
