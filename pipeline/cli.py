@@ -115,6 +115,8 @@ def export(ref: Annotated[str, typer.Argument(help="NAME@VERSION (NAME alone = l
            push_to_hub: Annotated[Optional[str], typer.Option("--push-to-hub", help="Hub repo id")] = None,
            workspace: Workspace = None, as_json: AsJson = False):
     """Export a version to a Hugging Face dataset in TRL, UltraFeedback-binarized or KTO format."""
+    if push_to_hub:  # every other command runs offline; huggingface_hub reads this once, at import
+        os.environ["HF_HUB_OFFLINE"] = "0"
     from pipeline.store import StoreError, export_version
 
     if fmt not in ("trl", "ultrafeedback", "kto"):

@@ -7,7 +7,10 @@ import json
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
+
+
+SIGNALS = ("dsat_sat", "edit", "ugc_votes", "human_pairwise")  # names the miners give their pairs
 
 
 class Strict(BaseModel):
@@ -74,14 +77,22 @@ class FiltersConfig(Strict):
     min_margin: dict[str, float] = Field(default_factory=lambda: {
         "dsat_sat": 0.0, "edit": 0.05, "ugc_votes": 2.0, "human_pairwise": 0.0})
     dedup: DedupConfig = DedupConfig()
-    per_prompt_cap: int = 4                  # most pairs kept per prompt (highest margin first)
+    per_prompt_cap: PositiveInt = 4          # most pairs kept per prompt (highest margin first)
+
+    @field_validator("min_margin")
+    @classmethod
+    def _known_signals(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(SIGNALS))
+        if unknown:
+            raise ValueError(f"unknown signal(s) {unknown}; known: {list(SIGNALS)}")
+        return value
 
 
 class CurateConfig(Strict):
     sources: SourcesConfig = SourcesConfig()
     signals: SignalsConfig = SignalsConfig()
     filters: FiltersConfig = FiltersConfig()
-    batch_size: int = 5_000                  # records per flow task
+    batch_size: PositiveInt = 5_000                  # records per flow task
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()

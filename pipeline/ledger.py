@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.schema import conform
+from pipeline.store.manifest import ledger_from_table
 
 
 def build_ledger(records: pa.Table, quarantine: pa.Table, lineage: pa.Table,
                  unpaired: pa.Table) -> tuple[pa.Table, dict]:
     """`records` lists the input records read; a quarantine row for a record missing there
     (e.g. a whole unreadable file) still counts as an input."""
+    if records.num_rows != pc.count_distinct(records["record_id"]).as_py():
+        raise ValueError("ledger: input record ids are not unique; two records would be counted as one")
     con = duckdb.connect()
     for name, table in (("records", records), ("quarantine", quarantine), ("lineage", lineage),
                         ("unpaired", unpaired)):
@@ -38,15 +42,5 @@ def build_ledger(records: pa.Table, quarantine: pa.Table, lineage: pa.Table,
         LEFT JOIN dropped USING (record_id) LEFT JOIN unp USING (record_id)
         ORDER BY r.source_file, r.line
     """).arrow()
-    ledger = ledger.read_all() if hasattr(ledger, "read_all") else ledger
-    con.register("ledger", ledger)
-    counts = dict(con.sql("SELECT status, count(*) FROM ledger GROUP BY status").fetchall())
-    # reasons grouped by their stable part (numbers in parentheses stripped)
-    reasons = {s: dict(con.sql(f"""SELECT regexp_replace(reason, '\\s*\\(.*$', '') AS r, count(*) FROM ledger
-                                   WHERE status = '{s}' GROUP BY r ORDER BY count(*) DESC, r""").fetchall())
-               for s in ("filtered", "quarantined")}
-    summary = {"inputs": ledger.num_rows, "kept": counts.get("kept", 0),
-               "filtered": counts.get("filtered", 0), "quarantined": counts.get("quarantined", 0),
-               "pairs": int(lineage.filter(lineage["kept"]).num_rows),
-               "filtered_reasons": reasons["filtered"], "quarantine_reasons": reasons["quarantined"]}
-    return conform("ledger", ledger), summary
+    ledger = conform("ledger", ledger.read_all() if hasattr(ledger, "read_all") else ledger)
+    return ledger, ledger_from_table(ledger, int(pc.sum(lineage["kept"]).as_py() or 0))

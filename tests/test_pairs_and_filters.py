@@ -106,3 +106,11 @@ def test_semantic_dedup_with_real_embeddings(tmp_path):
     assert stats["embedding_cache"] == {"hits": 0, "misses": 4}
     dedup_prompts(alive, DedupConfig(threshold=0.9), tmp_path, stats)
     assert stats["embedding_cache"] == {"hits": 4, "misses": 0}
+
+
+def test_semantic_only_dedup_with_a_single_prompt_passes_everything(tmp_path):
+    cands = build_pairs(raw_table([raw_pair("only prompt", "a", "b", ids=["f:1"]),
+                                   raw_pair("only prompt", "c", "d", ids=["f:2"])]))
+    alive, _ = cands.alive()
+    passed, _ = dedup_prompts(alive, DedupConfig(exact=False, semantic=True), tmp_path, {})
+    assert passed.tolist() == [True, True]

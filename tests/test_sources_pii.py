@@ -69,3 +69,16 @@ def test_messages_column():
     assert out.to_pylist() == [[{"role": "user", "content": "I'm at [IP]"}, {"role": "assistant", "content": "ok"}],
                                [{"role": "user", "content": "mail [EMAIL]"}]]
     assert counts == {"ip": 1, "email": 1}
+
+
+def test_quarantined_raw_input_is_scrubbed_too(tmp_path):
+    """A bad record's raw bytes are stored in quarantine: PII in them is replaced as well."""
+    from pipeline.config import SourcesConfig
+    from pipeline.sources import read_file
+
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"messages": "mail bob@example.com or call +1 415 555 0100"}\n')
+    raw = read_file(path, SourcesConfig()).quarantine["raw"][0].as_py().decode()
+    assert "bob@example.com" not in raw and "[EMAIL]" in raw
+    raw_off = read_file(path, SourcesConfig(scrub_pii=False)).quarantine["raw"][0].as_py().decode()
+    assert "bob@example.com" in raw_off

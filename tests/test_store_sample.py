@@ -114,12 +114,3 @@ def commit_worker(workspace: str, start: int, barrier, results) -> None:
     except Exception as exc:  # noqa: BLE001 - report to the parent test
         results.put(("error", repr(exc)))
 
-
-def test_sample_tables_balance():
-    records = load_records()
-    tables, manifest = build_tables(records)
-    led = manifest["ledger"]
-    assert led["inputs"] == len(records) == led["kept"] + led["filtered"] + led["quarantined"]
-    assert led["quarantined"] == tables["quarantine"].num_rows == 6
-    assert led["pairs"] == led["kept"] == tables["pairs"].num_rows > 300
-    assert len(set(tables["pairs"]["pair_id"].to_pylist())) == tables["pairs"].num_rows

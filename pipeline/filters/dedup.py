@@ -44,7 +44,7 @@ def dedup_prompts(table: pa.Table, cfg: DedupConfig, cache_dir: Path | None,
     uniq, first, inverse, counts = np.unique(prompt_ids, return_index=True, return_inverse=True,
                                              return_counts=True)
     texts = messages_text(table["prompt"].take(pa.array(first)), with_roles=False)
-    links_i, links_j, how = [], [], {}
+    links_i, links_j, how = [np.zeros(0, int)], [np.zeros(0, int)], {}
     if cfg.exact:
         keys = exact_key(texts).to_numpy(zero_copy_only=False)
         _, key_group = np.unique(keys, return_inverse=True)
@@ -71,16 +71,14 @@ def dedup_prompts(table: pa.Table, cfg: DedupConfig, cache_dir: Path | None,
                               "duplicate_prompts": int(len(uniq) - n_groups)}
     prompt_rep = rep[group]
     passed = prompt_rep[inverse] == inverse
-    reason = np.empty(n, dtype=object)
-    for k in range(n):
-        p, r = inverse[k], prompt_rep[inverse[k]]
-        if p == r:
-            reason[k] = "representative of its prompt group"
-        else:
-            link = how.get((min(p, r), max(p, r)))
-            detail = f"cosine {link:.3f}" if link is not None else "same normalized text or linked via the group"
-            reason[k] = f"near-duplicate of prompt {uniq[r][:12]} ({detail})"
-    return passed, reason
+    # reasons per prompt (not per pair): only duplicate prompts need a sentence of their own
+    prompt_reason = np.full(len(uniq), "representative of its prompt group", dtype=object)
+    for p in np.flatnonzero(prompt_rep != np.arange(len(uniq))):
+        r = prompt_rep[p]
+        link = how.get((min(p, r), max(p, r)))
+        detail = f"cosine {link:.3f}" if link is not None else "same normalized text or linked via the group"
+        prompt_reason[p] = f"near-duplicate of prompt {uniq[r][:12]} ({detail})"
+    return passed, prompt_reason[inverse]
 
 
 def _embed(texts: list[str], model: str, cache_dir: Path | None):

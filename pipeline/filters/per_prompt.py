@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 
 def cap_per_prompt(table: pa.Table, cap: int) -> tuple[np.ndarray, np.ndarray]:
@@ -19,6 +20,7 @@ def cap_per_prompt(table: pa.Table, cap: int) -> tuple[np.ndarray, np.ndarray]:
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n) - group_start + 1
     passed = rank <= cap
-    reason = np.where(passed, [f"rank {r} of its prompt <= cap {cap}" for r in rank],
-                      [f"rank {r} of its prompt > cap {cap} (lower margin)" for r in rank]).astype(object)
-    return passed, reason
+    reason = pc.binary_join_element_wise(
+        "rank ", pc.cast(pa.array(rank), pa.string()),
+        pa.array(np.where(passed, f" of its prompt <= cap {cap}", f" of its prompt > cap {cap} (lower margin)")), "")
+    return passed, reason.to_numpy(zero_copy_only=False)

@@ -40,6 +40,13 @@ def margin_threshold(table: pa.Table, min_margin: dict[str, float]) -> tuple[np.
     margin = table["margin"].to_numpy(zero_copy_only=False)
     tau = np.array([min_margin.get(s, -np.inf) for s in signals], dtype=float)
     passed = margin >= tau
-    reason = np.array([f"margin {m:.3g} {'>=' if ok else '<'} {t:.3g} for {s}"
-                       for m, t, s, ok in zip(margin, tau, signals, passed)], dtype=object)
-    return passed, reason
+    reason = pc.binary_join_element_wise(
+        "margin ", _num(margin), pa.array(np.where(passed, " >= ", " < ")), _num(tau), " for ",
+        table["signal"], "")
+    return passed, reason.to_numpy(zero_copy_only=False)
+
+
+def _num(values: np.ndarray) -> pa.Array:
+    """Numbers as short text (3 decimals, trailing zeros dropped) for decision reasons."""
+    text = pc.cast(pc.round(pa.array(values, pa.float64()), 3), pa.string())
+    return pc.replace_substring_regex(text, r"\.0$", "")

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 
 from pipeline.schema import conform, empty as empty_table, from_rows
 
-from . import readers
+from . import pii, readers
 
 TABLES = ("conversations", "ugc", "edits", "judgments")
 ID_COLUMNS = {"conversations": "conversation_id", "ugc": "post_id", "edits": "edit_id"}
@@ -125,7 +125,10 @@ def _quarantine_duplicates(batch: SourceBatch) -> SourceBatch:
     raws = _raw_lookup(where)
     rows = [quarantine_row(r["record_id"], r["source_file"], r["line"], "duplicate_id", dup_messages[r["record_id"]],
                            raws.get((r["source_file"], r["line"]))) for r in where]
-    batch.quarantine = pa.concat_tables([batch.quarantine, from_rows("quarantine", rows)])
+    duplicates = from_rows("quarantine", rows)
+    if batch.stats.get("pii_scrubbed"):  # non-empty only when the batches were read with scrub_pii on
+        duplicates = pii.scrub_raw(duplicates, Counter())
+    batch.quarantine = pa.concat_tables([batch.quarantine, duplicates])
     return batch
 
 

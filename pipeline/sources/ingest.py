@@ -126,14 +126,16 @@ class _FileReader:
         stats = {"pii_scrubbed": {kind: 0 for kind in pii.KINDS} if self.cfg.scrub_pii else {},
                  "normalized": dict(self.counters)}
         tables = {name: from_rows(name, rows) for name, rows in self.rows.items()}
+        quarantine = from_rows("quarantine", self.quarantine)
         if self.cfg.scrub_pii:
             counts: Counter = Counter()
             tables = {name: _scrub(name, t, counts) for name, t in tables.items()}
+            quarantine = pii.scrub_raw(quarantine, counts)
             stats["pii_scrubbed"].update(counts)
         records = pa.table({"record_id": [r for r, _ in self.records], "source_file": [self.source] * len(self.records),
                             "line": [n for _, n in self.records]}, schema=RECORDS)
         return SourceBatch(
-            tables=tables, quarantine=from_rows("quarantine", self.quarantine), records=records,
+            tables=tables, quarantine=quarantine, records=records,
             inputs=[{"path": self.source, "label": self.label, "sha256": sha256, "bytes": size,
                      "records": len(self.records)}],
             stats=stats, accepted_answers=pa.Table.from_pylist(self.links, schema=LINKS))

@@ -153,3 +153,16 @@ def scrub_messages(messages: pa.Array | pa.ChunkedArray, counts: Counter) -> pa.
     content = scrub(flat.field("content"), counts)
     rebuilt = pa.StructArray.from_arrays([flat.field("role"), content], names=["role", "content"])
     return pa.ListArray.from_arrays(messages.offsets, rebuilt, mask=messages.is_null())
+
+
+def scrub_raw(quarantine: pa.Table, counts: Counter) -> pa.Table:
+    """Scrub the `raw` bytes kept with quarantined records (PII must not be stored there either).
+    Raw bytes without PII stay byte-exact; where PII was found, bytes that are not valid UTF-8
+    come back as U+FFFD (privacy over byte-exactness)."""
+    if not quarantine.num_rows:
+        return quarantine
+    raws = quarantine["raw"].to_pylist()
+    decoded = [None if r is None else r.decode("utf-8", "replace") for r in raws]
+    texts = scrub(pa.array(decoded, pa.string()), counts).to_pylist()
+    scrubbed = pa.array([r if t == d else t.encode("utf-8") for r, d, t in zip(raws, decoded, texts)], pa.binary())
+    return quarantine.set_column(quarantine.schema.get_field_index("raw"), "raw", scrubbed)

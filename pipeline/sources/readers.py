@@ -163,17 +163,18 @@ def _array(text: str) -> Iterator[RawRecord]:
 
 
 def _values(text: str) -> Iterator[RawRecord]:
+    """Concatenated JSON documents, numbered by position (1, 2, ...) like array elements: two
+    documents may share a text line, and record ids must never collide."""
     decoder = json.JSONDecoder()
-    i, line, counted = _skip_ws(text, 0), 1, 0
+    i, n = _skip_ws(text, 0), 0
     while i < len(text):
-        line += text.count("\n", counted, i)
-        counted = i
+        n += 1
         try:
             value, end = decoder.raw_decode(text, i)
         except (json.JSONDecodeError, RecursionError) as exc:
-            yield _broken(text, i, line, f"{_json_error(exc)}; the rest of the document is not read")
+            yield _broken(text, i, n, f"{_json_error(exc)}; the rest of the document is not read")
             return
-        yield RawRecord(line, text[i:end].encode("utf-8"), value=value)
+        yield RawRecord(n, text[i:end].encode("utf-8"), value=value)
         i = _skip_ws(text, end)
 
 

@@ -44,10 +44,13 @@ def _finite(value):
 
 
 def _reasons(ledger: pa.Table, status: str) -> dict[str, int]:
+    """Reason counts, grouped by the stable part of a reason (details in parentheses dropped:
+    'edits: typo-level edit (d=0.01 < 0.05)' counts as 'edits: typo-level edit')."""
     rows = ledger.filter(pc.equal(ledger["status"], status))
     if not rows.num_rows:
         return {}
-    counts = pc.value_counts(pc.fill_null(rows["reason"], "")).to_pylist()
+    stable = pc.replace_substring_regex(pc.fill_null(rows["reason"], ""), r"\s*\(.*$", "")
+    counts = pc.value_counts(stable).to_pylist()
     return {c["values"] or "unspecified": c["counts"] for c in sorted(counts, key=lambda c: -c["counts"])}
 
 
