@@ -38,8 +38,7 @@ def naive_read() -> int:
 
 def main() -> None:
     from pipeline.config import CurateConfig
-    from pipeline.curation import SOURCE_KINDS, combine, miner, select_pairs
-    from pipeline.ledger import build_ledger
+    from pipeline.curation import SOURCE_KINDS, combine, miner, select_pairs, version_tables_and_manifest
     from pipeline.sources import read_inputs
     from pipeline.store import commit_version
 
@@ -61,12 +60,10 @@ def main() -> None:
         rows.append(("pairs + filters, embeddings cold (incl. model load)", t))
         t, _ = timed(lambda: select_pairs(signals.pairs, cfg, cache))
         rows.append(("pairs + filters, embeddings cached", t))
-        t, (ledger, summary) = timed(lambda: build_ledger(batch.records, batch.quarantine, lineage, signals.unpaired))
-        rows.append(("ledger", t))
-        manifest = {"config": cfg.model_dump(), "config_hash": cfg.digest(), "code_version": "bench",
-                    "flow_run_id": None, "inputs": batch.inputs, "counts": {}, "ledger": summary, "stats": {}}
-        tables = {"pairs": pairs, "lineage": lineage, "quarantine": batch.quarantine, "ledger": ledger,
-                  "signals": signals.signals}
+        t, (tables, manifest) = timed(lambda: version_tables_and_manifest(
+            batch, signals, pairs, lineage, stats, cfg, None))
+        rows.append(("ledger + manifest", t))
+        summary = manifest["ledger"]
         t, _ = timed(lambda: commit_version(Path(tmp) / "ws", "bench", tables, manifest))
         rows.append(("commit version + catalog refresh", t))
         cli = str(Path(sys.executable).parent / "prefmill")

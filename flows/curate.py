@@ -10,9 +10,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from pipeline.config import CurateConfig
-from pipeline.curation import (SLICEABLE, SOURCE_KINDS, code_version, combine, disabled, miner,
-                               select_pairs)
-from pipeline.ledger import build_ledger
+from pipeline.curation import (SLICEABLE, SOURCE_KINDS, combine, disabled, miner, select_pairs,
+                               version_tables_and_manifest)
 from pipeline.sources import SourceBatch, merge, read_file, unique_labels
 from pipeline.store import commit_version
 
@@ -35,6 +34,12 @@ def mine(kind: str, part: int, table, cfg: CurateConfig):
 @task(name="select-pairs", cache_policy=NO_CACHE)
 def select(raw, cfg: CurateConfig, cache_dir: Path):
     return select_pairs(raw, cfg, cache_dir)
+
+
+@task(name="ledger-and-manifest", cache_policy=NO_CACHE)
+def account(batch, signals, pairs, lineage, stats: dict, cfg: CurateConfig):
+    return version_tables_and_manifest(batch, signals, pairs, lineage, stats, cfg,
+                                       str(flow_run.id) if flow_run.id else None)
 
 
 @task(name="commit-version", cache_policy=NO_CACHE)
@@ -68,17 +73,6 @@ def curate(inputs: list[str], dataset: str, workspace: str, config: dict | None 
     signals = combine([m.result() for m in mined])
 
     pairs, lineage, stats = select(signals.pairs, cfg, ws / "cache")
-    ledger, summary = build_ledger(batch.records, batch.quarantine, lineage, signals.unpaired)
-    log.info("ledger: %s", {k: summary[k] for k in ("inputs", "kept", "filtered", "quarantined", "pairs")})
-    manifest = {
-        "flow_run_id": str(flow_run.id) if flow_run.id else None,
-        "config": cfg.model_dump(), "config_hash": cfg.digest(), "code_version": code_version(),
-        "inputs": batch.inputs,
-        "counts": {"records": batch.records.num_rows,
-                   **{f"rows_{k}": batch.tables[k].num_rows for k in SOURCE_KINDS},
-                   "signal_turns": signals.signals.num_rows, **stats.pop("funnel")},
-        "ledger": summary, "stats": {**stats, "sources": batch.stats},
-    }
-    tables = {"pairs": pairs, "lineage": lineage, "quarantine": batch.quarantine, "ledger": ledger,
-              "signals": signals.signals}
+    tables, manifest = account(batch, signals, pairs, lineage, stats, cfg)
+    log.info("ledger: %s", {k: manifest["ledger"][k] for k in ("inputs", "kept", "filtered", "quarantined", "pairs")})
     return commit(ws, dataset, tables, manifest)

@@ -7,6 +7,7 @@ from importlib.metadata import version as pkg_version
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.config import CurateConfig
 from pipeline.filters import apply_filters
@@ -51,14 +52,33 @@ def select_pairs(raw: pa.Table, cfg: CurateConfig, cache_dir: Path | None) -> tu
     cands = build_pairs(raw)
     filter_stats = apply_filters(cands, cfg.filters, cache_dir)
     pairs, lineage = finalize(cands)
-    alive = raw.num_rows
     funnel = {"raw_pairs": raw.num_rows, "unique_pairs": cands.table.num_rows}
-    for name, passed, _ in cands.log:
-        alive = int(sum(1 for p in passed.to_pylist() if p))
-        funnel[f"after_{name}"] = alive
+    for name, passed, _ in cands.log:  # rows a filter did not see (null) were dropped before it
+        funnel[f"after_{name}"] = int(pc.sum(pc.fill_null(passed, False)).as_py() or 0)
     stats = {"funnel": funnel, "length_bias": length_bias(pairs), **filter_stats,
              "pairs_by_signal": dict(zip(*_value_counts(pairs["signal"])))}
     return pairs, lineage, stats
+
+
+def version_tables_and_manifest(batch, signals: SignalResult, pairs: pa.Table, lineage: pa.Table,
+                                stats: dict, cfg: CurateConfig, flow_run_id: str | None) -> tuple[dict, dict]:
+    """Everything a version holds: its tables, the ledger, and the manifest facts the store
+    completes (version, parent, files) at commit time."""
+    from pipeline.ledger import build_ledger
+
+    ledger, summary = build_ledger(batch.records, batch.quarantine, lineage, signals.unpaired)
+    stats = dict(stats)
+    manifest = {
+        "flow_run_id": flow_run_id, "config": cfg.model_dump(), "config_hash": cfg.digest(),
+        "code_version": code_version(), "inputs": batch.inputs,
+        "counts": {"records": batch.records.num_rows,
+                   **{f"rows_{k}": batch.tables[k].num_rows for k in SOURCE_KINDS},
+                   "signal_turns": signals.signals.num_rows, **stats.pop("funnel")},
+        "ledger": summary, "stats": {**stats, "sources": batch.stats},
+    }
+    tables = {"pairs": pairs, "lineage": lineage, "quarantine": batch.quarantine, "ledger": ledger,
+              "signals": signals.signals}
+    return tables, manifest
 
 
 def _value_counts(column) -> tuple[list, list]:
