@@ -22,7 +22,7 @@ demo: $(STAMP)
 	  "SELECT signal, count(*) AS pairs, round(avg(margin), 3) AS mean_margin, round(avg(weight), 3) AS mean_weight \
 	   FROM pairs WHERE dataset = 'demo' AND version = (SELECT max(version) FROM versions WHERE dataset = 'demo') \
 	   GROUP BY signal ORDER BY pairs DESC"
-	$(BIN)/prefmill export demo --to $(WS)/exports/demo-trl --workspace $(WS)
+	$(BIN)/prefmill export demo --to $(WS)/exports/demo-trl --workspace $(WS) --overwrite
 	@echo "export path: $(abspath $(WS))/exports/demo-trl"
 
 test: $(STAMP)

@@ -113,6 +113,7 @@ def export(ref: Annotated[str, typer.Argument(help="NAME@VERSION (NAME alone = l
            to: Annotated[Path, typer.Option("--to", help="Output folder (datasets.save_to_disk)")],
            fmt: Annotated[str, typer.Option("--format", help="trl | ultrafeedback | kto")] = "trl",
            push_to_hub: Annotated[Optional[str], typer.Option("--push-to-hub", help="Hub repo id")] = None,
+           overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an earlier export in --to")] = False,
            workspace: Workspace = None, as_json: AsJson = False):
     """Export a version to a Hugging Face dataset in TRL, UltraFeedback-binarized or KTO format."""
     if push_to_hub:  # every other command runs offline; huggingface_hub reads this once, at import
@@ -122,7 +123,8 @@ def export(ref: Annotated[str, typer.Argument(help="NAME@VERSION (NAME alone = l
     if fmt not in ("trl", "ultrafeedback", "kto"):
         fail(f"unknown format {fmt!r}: choose trl, ultrafeedback or kto", 2)
     try:
-        result = export_version(workspace_dir(workspace), ref, to, fmt, push_to_hub=push_to_hub)
+        result = export_version(workspace_dir(workspace), ref, to, fmt, push_to_hub=push_to_hub,
+                                overwrite=overwrite)
     except StoreError as exc:
         fail(str(exc))
     if as_json:

@@ -29,4 +29,8 @@ def print_summary(console: Console, manifest: dict, workspace: Path) -> None:
     bias = manifest["stats"].get("length_bias", {})
     if bias.get("share_chosen_longer") is not None:
         console.print(f"length bias: chosen longer in {bias['share_chosen_longer']:.0%} of pairs, "
-                      f"spearman(margin, length diff) = {bias['spearman_margin_vs_length_diff']}")
+                      f"spearman(margin, length diff) = {_fmt(bias['spearman_margin_vs_length_diff'])}")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"

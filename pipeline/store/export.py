@@ -112,7 +112,7 @@ def _prepare_target(to: Path, overwrite: bool) -> None:
         is_export = to.is_dir() and (to / "state.json").is_file() and (to / "dataset_info.json").is_file()
         if not (overwrite and is_export):
             raise StoreError(f"export target {to} exists and is not empty"
-                             + ("; pass overwrite=True to replace a previous export" if is_export else ""))
+                             + ("; pass --overwrite (overwrite=True) to replace a previous export" if is_export else ""))
         shutil.rmtree(to)
     to.parent.mkdir(parents=True, exist_ok=True)
 
