@@ -145,12 +145,10 @@ def _array(text: str) -> Iterator[RawRecord]:
     n = 0
     while True:
         n += 1
-        try:
-            value, end = decoder.raw_decode(text, i)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            yield _broken(text, i, n, f"array element {n}: {_json_error(exc)}; the rest of the array is not read")
+        record, end = _decode_one(decoder, text, i, n, f"array element {n}: ", "the rest of the array is not read")
+        yield record
+        if end is None:
             return
-        yield RawRecord(n, text[i:end].encode("utf-8"), value=value)
         i = _skip_ws(text, end)
         if text[i:i + 1] == ",":
             i = _skip_ws(text, i + 1)
@@ -169,13 +167,21 @@ def _values(text: str) -> Iterator[RawRecord]:
     i, n = _skip_ws(text, 0), 0
     while i < len(text):
         n += 1
-        try:
-            value, end = decoder.raw_decode(text, i)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            yield _broken(text, i, n, f"{_json_error(exc)}; the rest of the document is not read")
+        record, end = _decode_one(decoder, text, i, n, "", "the rest of the document is not read")
+        yield record
+        if end is None:
             return
-        yield RawRecord(n, text[i:end].encode("utf-8"), value=value)
         i = _skip_ws(text, end)
+
+
+def _decode_one(decoder: json.JSONDecoder, text: str, i: int, n: int, where: str,
+                consequence: str) -> tuple[RawRecord, int | None]:
+    """The JSON value starting at text[i] as record n, and where it ends (None: it is broken)."""
+    try:
+        value, end = decoder.raw_decode(text, i)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        return _broken(text, i, n, f"{where}{_json_error(exc)}; {consequence}"), None
+    return RawRecord(n, text[i:end].encode("utf-8"), value=value), end
 
 
 def _broken(text: str, start: int, line: int, message: str) -> RawRecord:
