@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.columns import value_counts
 from pipeline.config import CurateConfig
 from pipeline.filters import apply_filters
 from pipeline.filters.length_bias import length_bias
@@ -56,7 +57,7 @@ def select_pairs(raw: pa.Table, cfg: CurateConfig, cache_dir: Path | None) -> tu
     for name, passed, _ in cands.log:  # rows a filter did not see (null) were dropped before it
         funnel[f"after_{name}"] = int(pc.sum(pc.fill_null(passed, False)).as_py() or 0)
     stats = {"funnel": funnel, "length_bias": length_bias(pairs), **filter_stats,
-             "pairs_by_signal": dict(zip(*_value_counts(pairs["signal"])))}
+             "pairs_by_signal": value_counts(pairs["signal"])}
     return pairs, lineage, stats
 
 
@@ -79,11 +80,6 @@ def version_tables_and_manifest(batch, signals: SignalResult, pairs: pa.Table, l
     tables = {"pairs": pairs, "lineage": lineage, "quarantine": batch.quarantine, "ledger": ledger,
               "signals": signals.signals}
     return tables, manifest
-
-
-def _value_counts(column) -> tuple[list, list]:
-    vc = column.value_counts()
-    return vc.field("values").to_pylist(), vc.field("counts").to_pylist()
 
 
 def code_version() -> str:

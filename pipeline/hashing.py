@@ -40,3 +40,13 @@ def pair_ids(prompt, chosen, rejected) -> pa.Array:
 
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def file_sha256(path) -> tuple[str, int]:
+    """SHA-256 hex digest and size of a file, read in 1 MiB chunks."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size

@@ -8,8 +8,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.columns import first_content, messages_of
 from pipeline.hashing import normalize_ws, pair_ids, prompt_ids
-from pipeline.schema import DECISION, MESSAGE, conform, schema
+from pipeline.schema import DECISION, conform, schema
 
 
 @dataclass
@@ -41,13 +42,6 @@ class Candidates:
         self.log.append((name, pa.array(full_passed, pa.bool_()), pa.array(full_reason, pa.string())))
 
 
-def assistant_messages(texts: pa.Array | pa.ChunkedArray) -> pa.ListArray:
-    texts = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
-    roles = pa.array(np.full(len(texts), "assistant", dtype=object), pa.string())
-    values = pa.StructArray.from_arrays([roles, texts], fields=list(MESSAGE))
-    return pa.ListArray.from_arrays(pa.array(np.arange(len(texts) + 1, dtype=np.int32)), values)
-
-
 def _merge_duplicates(table: pa.Table) -> pa.Table:
     """The same pair (same pair_id) from several records or signals is one pair whose
     input_ids are the union; the first occurrence's scores and evidence are kept."""
@@ -73,7 +67,7 @@ def build_pairs(raw: pa.Table) -> Candidates:
     first decision of every pair: chosen and rejected must be non-empty and differ after
     whitespace normalization."""
     raw = conform("raw_pairs", raw)
-    chosen, rejected = assistant_messages(raw["chosen"]), assistant_messages(raw["rejected"])
+    chosen, rejected = messages_of("assistant", raw["chosen"]), messages_of("assistant", raw["rejected"])
     table = pa.table({
         "pair_id": pair_ids(raw["prompt"], chosen, rejected),
         "prompt_id": prompt_ids(raw["prompt"]),
@@ -82,8 +76,8 @@ def build_pairs(raw: pa.Table) -> Candidates:
                                "annotator", "weight", "input_ids", "signal_value", "evidence")},
     })
     table = _merge_duplicates(table)
-    c_norm = normalize_ws(pc.list_element(table["chosen"], 0).combine_chunks().field("content"))
-    r_norm = normalize_ws(pc.list_element(table["rejected"], 0).combine_chunks().field("content"))
+    c_norm = normalize_ws(first_content(table["chosen"]))
+    r_norm = normalize_ws(first_content(table["rejected"]))
     empty = pc.or_(pc.equal(pc.utf8_length(c_norm), 0), pc.equal(pc.utf8_length(r_norm), 0))
     same = pc.equal(c_norm, r_norm)
     passed = pc.invert(pc.or_(empty, same))

@@ -1,5 +1,4 @@
 """Pair construction (ids, tie rule, merging) and each filter's decisions."""
-import json
 
 import numpy as np
 

@@ -6,7 +6,6 @@ import gzip
 import json
 import os
 
-import pytest
 
 from pipeline.sources import read_file, read_inputs
 from sources_fixtures import CHAT, EDIT, PANDALM, SE_ANSWER, SE_QUESTION, SHAREGPT, cfg, quarantined, rows, write_lines

@@ -7,9 +7,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy.stats import spearmanr
 
+from pipeline.columns import first_content
+
 
 def _lengths(messages) -> np.ndarray:
-    return pc.utf8_length(pc.list_element(messages, 0).combine_chunks().field("content")).to_numpy(
+    return pc.utf8_length(first_content(messages)).to_numpy(
         zero_copy_only=False).astype(float)
 
 

@@ -5,11 +5,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.columns import first_content
 from pipeline.config import QualityConfig
-
-
-def _text(messages) -> pa.Array:
-    return pc.list_element(messages, 0).combine_chunks().field("content")
 
 
 def quality_guard(table: pa.Table, cfg: QualityConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -19,7 +16,7 @@ def quality_guard(table: pa.Table, cfg: QualityConfig) -> tuple[np.ndarray, np.n
     passed = np.ones(n, dtype=bool)
     reason = np.full(n, "passed length and content guards", dtype=object)
     for side in ("rejected", "chosen"):  # chosen last: its reason wins when both fail
-        text = _text(table[side])
+        text = first_content(table[side])
         length = pc.utf8_length(text).to_numpy(zero_copy_only=False)
         alnum = pc.utf8_length(pc.replace_substring_regex(text, r"[^\p{L}\p{N}]", "")).to_numpy(
             zero_copy_only=False)

@@ -7,7 +7,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.schema import MESSAGE, conform, empty
+from pipeline.columns import messages_of
+from pipeline.schema import conform, empty
 
 
 def strings(value, n: int) -> pa.Array:
@@ -51,10 +52,7 @@ def json_column(**columns) -> pa.Array:
 
 def user_prompt(texts) -> pa.ListArray:
     """A one-message prompt [user: text] per row."""
-    texts = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
-    values = pa.StructArray.from_arrays([strings("user", len(texts)), pc.cast(texts, pa.string())],
-                                        fields=list(MESSAGE))
-    return pa.ListArray.from_arrays(pa.array(np.arange(len(texts) + 1, dtype=np.int32)), values)
+    return messages_of("user", texts)
 
 
 def prefix_messages(messages: pa.ListArray, rows: np.ndarray, stop: np.ndarray) -> pa.ListArray:

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.columns import value_counts
 from pipeline.schema import conform, empty as empty_table, from_rows
 
 from . import pii, readers
@@ -68,7 +69,7 @@ def _finish(batch: SourceBatch) -> SourceBatch:
     batch.tables["ugc"] = _resolve_accepted(batch.tables["ugc"], batch.accepted_answers)
     batch.quarantine = conform("quarantine", batch.quarantine.combine_chunks())
     batch.records = batch.records.combine_chunks()
-    batch.stats = {"formats": _formats(batch.tables), "quarantined": _value_counts(batch.quarantine["error_kind"]),
+    batch.stats = {"formats": _formats(batch.tables), "quarantined": value_counts(batch.quarantine["error_kind"]),
                    "pii_scrubbed": batch.stats.get("pii_scrubbed", {}), "normalized": batch.stats.get("normalized", {})}
     return batch
 
@@ -78,10 +79,6 @@ def _sum(dicts: list[dict]) -> dict:
     for d in dicts:
         total.update(d)
     return dict(total)
-
-
-def _value_counts(column: pa.ChunkedArray) -> dict:
-    return {str(v["values"]): int(v["counts"]) for v in pc.value_counts(column).to_pylist()} if len(column) else {}
 
 
 def _formats(tables: dict[str, pa.Table]) -> dict:

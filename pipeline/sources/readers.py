@@ -7,7 +7,6 @@ whole file raise `UnreadableFile`; errors confined to one record travel with tha
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import zlib
@@ -17,6 +16,8 @@ from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from pipeline.hashing import file_sha256
 
 from .fields import RecordError
 
@@ -39,13 +40,7 @@ class RawRecord:
     error: RecordError | None = None
 
 
-def fingerprint(path: Path) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+fingerprint = file_sha256  # (sha256, bytes) of an input file
 
 
 def iter_records(path: Path) -> Iterator[RawRecord]:

@@ -2,24 +2,18 @@
 size and SHA-256, nothing unexpected beside them, and a readable, self-consistent manifest."""
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from pipeline.hashing import file_sha256
 from pipeline.store.layout import MANIFEST_FILE, resolve_ref
 from pipeline.store.manifest import ledger_problems
 
-CHUNK = 1 << 20
-
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_sha256(path)[0]
 
 
 def file_facts(path: Path, rows: int) -> dict:

@@ -1,0 +1,29 @@
+"""Arrow column helpers shared across stages: message lists and simple counts."""
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.schema import MESSAGE
+
+
+def messages_of(role: str, texts: pa.Array | pa.ChunkedArray) -> pa.ListArray:
+    """A one-message list [role: text] per row."""
+    texts = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
+    roles = pa.array(np.full(len(texts), role, dtype=object), pa.string())
+    values = pa.StructArray.from_arrays([roles, pc.cast(texts, pa.string())], fields=list(MESSAGE))
+    return pa.ListArray.from_arrays(pa.array(np.arange(len(texts) + 1, dtype=np.int32)), values)
+
+
+def first_content(messages: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The text of each row's first message (chosen/rejected hold exactly one)."""
+    return pc.list_element(messages, 0).combine_chunks().field("content")
+
+
+def value_counts(column: pa.Array | pa.ChunkedArray) -> dict:
+    """{value: count} of a column, most frequent first."""
+    if not len(column):
+        return {}
+    counts = sorted(pc.value_counts(column).to_pylist(), key=lambda c: -c["counts"])
+    return {str(c["values"]): int(c["counts"]) for c in counts}
