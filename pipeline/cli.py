@@ -14,7 +14,8 @@ from rich.table import Table
 # Prefect runs ephemerally (no server) unless PREFECT_API_URL points at one; keep it quiet and private.
 for _key, _value in {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
                      "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
-                     "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}.items():
+                     "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+                     "VLLM_LOGGING_LEVEL": "ERROR", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}.items():
     os.environ.setdefault(_key, _value)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -147,6 +148,87 @@ def verify(ref: Annotated[str, typer.Argument(help="NAME@VERSION")], workspace: 
     if problems:
         raise typer.Exit(1)
     out.print(f"{ref}: all files match the manifest")
+
+
+models_app = typer.Typer(no_args_is_help=True, help="Models prefmill can run (nothing downloads at run time).")
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("prepare")
+def models_prepare(name: Annotated[Optional[str], typer.Argument(help="Model name [default: SmolLM2-135M-Instruct]")] = None,
+                   force: Annotated[bool, typer.Option("--force", help="Convert again")] = False):
+    """Convert a bundled GGUF model once into a safetensors folder (under $PREFMILL_MODELS)."""
+    from pipeline.models import DEFAULT_MODEL, ModelError
+    from pipeline.models.prepare import prepare
+    from pipeline.models.refs import resolve
+
+    try:
+        prepare(name or DEFAULT_MODEL, force=force)
+        ref = resolve(name, prepare_missing=False)
+    except ModelError as exc:
+        fail(str(exc), 2)
+    out.print(f"{ref.name}: {ref.path} (revision {ref.revision[:12]})")
+
+
+@models_app.command("list")
+def models_list(as_json: AsJson = False):
+    """Bundled models and whether they are prepared."""
+    import pyarrow as pa
+
+    from pipeline.models.refs import BUNDLED, REVISION_FILE, models_dir
+
+    rows = [{"name": n, "package": pkg, "path": str(models_dir() / n),
+             "prepared": (models_dir() / n / REVISION_FILE).exists()} for n, (pkg, _) in BUNDLED.items()]
+    _show(pa.Table.from_pylist(rows), as_json, title="models")
+
+
+@app.command()
+def generate(input: Annotated[Path, typer.Argument(help="JSONL of prompts or chats")],
+             out_path: Annotated[Path, typer.Option("--out", "-o", help="Output Parquet file (candidates table)")],
+             model: Annotated[Optional[str], typer.Option("--model", "-m", help="Model name or local folder [default: SmolLM2-135M-Instruct]")] = None,
+             backend: Annotated[str, typer.Option("--backend", help="vllm | openai | transformers")] = "vllm",
+             n: Annotated[int, typer.Option("--n", help="Samples per prompt")] = 1,
+             max_tokens: Annotated[int, typer.Option("--max-tokens")] = 256,
+             temperature: Annotated[float, typer.Option("--temperature")] = 1.0,
+             top_p: Annotated[float, typer.Option("--top-p")] = 1.0,
+             seed: Annotated[int, typer.Option("--seed")] = 0,
+             json_schema: Annotated[Optional[Path], typer.Option("--json-schema", help="Constrain outputs to this JSON schema file")] = None,
+             base_url: Annotated[Optional[str], typer.Option("--base-url", help="Server URL for --backend openai, e.g. http://host:8000/v1")] = None,
+             max_model_len: Annotated[int, typer.Option("--max-model-len", help="Context window")] = 4096,
+             chunk_size: Annotated[int, typer.Option("--chunk-size", help="Prompts per engine call (and per cache commit)")] = 256,
+             workspace: Workspace = None, as_json: AsJson = False):
+    """Sample N responses per prompt into a candidates table; cached requests are never paid twice."""
+    from pipeline.models import BACKENDS, ModelError
+    from pipeline.sources.fields import RecordError
+
+    if backend not in BACKENDS:
+        fail(f"unknown backend {backend!r}: choose {', '.join(BACKENDS)}", 2)
+    if backend == "openai" and not base_url:
+        fail("--backend openai needs --base-url", 2)
+    sampling = {"n": n, "max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "seed": seed}
+    try:
+        if json_schema:
+            sampling["json_schema"] = json.loads(json_schema.read_text())
+        from pipeline.models import Sampling
+
+        Sampling.make(**sampling)
+    except (OSError, ValueError) as exc:
+        fail(f"bad sampling parameters: {exc}", 2)
+    from flows.generate import NoPrompts, generate as generate_flow
+
+    options = {"base_url": base_url} if backend == "openai" else {}
+    try:
+        manifest = generate_flow(str(input), str(out_path), str(workspace_dir(workspace)), model=model,
+                                 backend=backend, sampling=sampling, chunk_size=chunk_size,
+                                 max_model_len=max_model_len, backend_options=options)
+    except (NoPrompts, ModelError, RecordError) as exc:
+        fail(str(exc))
+    c, cache = manifest["counts"], manifest["cache"]
+    out.print(f"{c['candidates']} candidates for {c['generated_prompts']} prompts -> {out_path}; "
+              f"{c['quarantined']} rows quarantined; cache: {cache['hits']} hits, {cache['misses']} misses; "
+              f"{manifest['seconds']} s")
+    if as_json:
+        print(json.dumps({"out": str(out_path), **c, "cache": cache, "seconds": manifest["seconds"]}))
 
 
 def _show(table, as_json: bool, title: str | None = None) -> None:

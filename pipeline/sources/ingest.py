@@ -51,6 +51,28 @@ def unique_labels(paths: list[Path]) -> list[str]:
     return out
 
 
+def parse_record(rec: readers.RawRecord, max_record_bytes: int):
+    """The JSON value of one raw record, or a RecordError naming what is wrong with it."""
+    if len(rec.raw) > max_record_bytes:
+        raise RecordError("oversized", f"record is {len(rec.raw):,} bytes, over max_record_bytes="
+                                       f"{max_record_bytes:,}")
+    if rec.error is not None:
+        raise rec.error
+    if rec.value is not readers.NOT_PARSED:
+        return rec.value
+    try:
+        text = rec.raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordError("bad_encoding", f"invalid UTF-8: byte {rec.raw[exc.start:exc.start + 1]!r} "
+                                          f"at offset {exc.start} of the line") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RecordError("invalid_json", f"{exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise RecordError("invalid_json", "JSON nested too deeply") from None
+
+
 class _FileReader:
     def __init__(self, path: Path, label: str, cfg: SourcesConfig):
         self.path, self.label, self.cfg = path, label, cfg
@@ -77,7 +99,7 @@ class _FileReader:
     def _record(self, rec: readers.RawRecord) -> None:
         record_id = f"{self.label}:{rec.line}"
         try:
-            value = self._parse(rec)
+            value = parse_record(rec, self.cfg.max_record_bytes)
             if not isinstance(value, dict):
                 raise RecordError("not_an_object", f"expected a JSON object, got {type_name(value)}")
             fmt = detect(value)
@@ -96,26 +118,6 @@ class _FileReader:
                 if table != "accepted_answers":
                     row["format"] = fmt.name
             (self.links if table == "accepted_answers" else self.rows[table]).extend(rows)
-
-    def _parse(self, rec: readers.RawRecord):
-        if len(rec.raw) > self.cfg.max_record_bytes:
-            raise RecordError("oversized", f"record is {len(rec.raw):,} bytes, over max_record_bytes="
-                                           f"{self.cfg.max_record_bytes:,}")
-        if rec.error is not None:
-            raise rec.error
-        if rec.value is not readers.NOT_PARSED:
-            return rec.value
-        try:
-            text = rec.raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise RecordError("bad_encoding", f"invalid UTF-8: byte {rec.raw[exc.start:exc.start + 1]!r} "
-                                              f"at offset {exc.start} of the line") from None
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise RecordError("invalid_json", f"{exc.msg} at column {exc.colno}") from None
-        except RecursionError:
-            raise RecordError("invalid_json", "JSON nested too deeply") from None
 
     def _quarantine(self, line: int, raw: bytes | None, exc: RecordError) -> None:
         record_id = f"{self.label}:{line}"

