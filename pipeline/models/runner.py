@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 from .cache import RequestCache, request_key, request_seed
 from .encode import ChatEncoder
@@ -67,8 +66,7 @@ class ModelRunner:
             self._backend.close()
             self._backend = None
 
-    def generate(self, chats: list[list[dict]], sampling: Sampling,
-                 progress: Callable[[int], None] | None = None) -> list[Result]:
+    def generate(self, chats: list[list[dict]], sampling: Sampling) -> list[Result]:
         """n completions per chat; a chat the model cannot take gets a RowError instead."""
         encoded = [self.encoder.prompt(chat) for chat in chats]
         keys = [None if isinstance(e, RowError) else
@@ -84,10 +82,9 @@ class ModelRunner:
         def dump(v):
             return {"completions": [asdict(c) for c in v]}
 
-        return self._serve("generate", encoded, keys, run, load, dump, progress)
+        return self._serve("generate", encoded, keys, run, load, dump)
 
-    def logprobs(self, items: list[tuple[list[dict], str]],
-                 progress: Callable[[int], None] | None = None) -> list[Result]:
+    def logprobs(self, items: list[tuple[list[dict], str]]) -> list[Result]:
         """Log-probs of each continuation (an assistant reply) after its chat context."""
         encoded = [self.encoder.scoring(ctx, cont) for ctx, cont in items]
         keys = [None if isinstance(e, RowError) else
@@ -99,9 +96,9 @@ class ModelRunner:
             return self.backend.logprobs([e for e, _ in jobs])
 
         return self._serve("logprobs", encoded, keys, run, lambda v: Scored(v["token_logprobs"]),
-                           lambda v: {"token_logprobs": v}, progress)
+                           lambda v: {"token_logprobs": v})
 
-    def _serve(self, kind, encoded, keys, run, load, dump, progress) -> list[Result]:
+    def _serve(self, kind, encoded, keys, run, load, dump) -> list[Result]:
         results = [Result(k) for k in keys]
         for r, e in zip(results, encoded):
             if isinstance(e, RowError):
@@ -120,8 +117,6 @@ class ModelRunner:
         self.stats.requests += len(wanted)
         self.stats.hits += sum(r.cached for r in results)
         self.stats.misses += len(todo)
-        if progress:
-            progress(sum(r.cached or r.error is not None for r in results))
         computed: dict[str, object] = {}
         pending = list(todo.items())
         for start in range(0, len(pending), self.chunk_size):
@@ -134,8 +129,6 @@ class ModelRunner:
             if self.cache:
                 self.cache.put_many(kind, self.ref.id, batch)
             computed.update(batch)
-            if progress:
-                progress(sum(1 for r in results if r.key in batch))
         for r in results:
             if r.key in computed:
                 r.value, r.engine = load(computed[r.key]), computed[r.key]["engine"]
