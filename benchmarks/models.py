@@ -75,7 +75,7 @@ def main() -> None:
     # 1. throughput: raw vllm.LLM.generate vs the pipeline, same engine and requests
     keys = [request_key("generate", runner.ref.name, runner.ref.revision, sampling.key(), c) for c in chats]
     raw_prompts = [{"prompt_token_ids": runner.encoder.chat_ids(c)} for c in chats]
-    raw_params = [backend._params(sampling, request_seed(k)) for k in keys]
+    raw_params = backend.params(sampling, [request_seed(k) for k in keys])
 
     def raw():
         llm.reset_prefix_cache()

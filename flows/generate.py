@@ -67,7 +67,7 @@ def generate(input: str, out: str, workspace: str, model: str | None = None, bac
         engine = runner.engine
     finally:
         runner.close()
-    table, refused = candidates_table(prompts.table, results, runner, sampling)
+    table, refused = candidates_table(prompts.table, prompts.input["path"], results, runner, sampling)
     quarantine = conform("quarantine", pa.concat_tables([prompts.quarantine, refused]))
     s = runner.stats
     manifest = {

@@ -22,7 +22,7 @@ CHAT_KEYS = {"messages": ("role", "content"), "conversations": ("from", "value")
 
 @dataclass
 class Prompts:
-    table: pa.Table       # record_id, prompt
+    table: pa.Table       # record_id, line, prompt
     quarantine: pa.Table
     input: dict           # path, sha256, bytes, records
 
@@ -38,13 +38,14 @@ def read_prompts(path, max_record_bytes: int = 1_000_000, max_text_chars: int = 
             n += 1
             record_id = f"{path.name}:{rec.line}"
             try:
-                rows.append({"record_id": record_id, "prompt": _chat(parse_record(rec, max_record_bytes),
-                                                                      Ctx(record_id, max_text_chars))})
+                rows.append({"record_id": record_id, "line": rec.line,
+                             "prompt": _chat(parse_record(rec, max_record_bytes), Ctx(record_id, max_text_chars))})
             except RecordError as exc:
                 bad.append(quarantine_row(record_id, str(path), rec.line, exc.kind, exc.message, rec.raw))
     except (readers.UnreadableFile, OSError) as exc:
         raise RecordError("unreadable_file", f"{path}: {exc}") from exc
-    table = pa.Table.from_pylist(rows, schema=pa.schema([("record_id", pa.string()), ("prompt", pa.list_(MESSAGE))]))
+    table = pa.Table.from_pylist(rows, schema=pa.schema([("record_id", pa.string()), ("line", pa.int64()),
+                                                         ("prompt", pa.list_(MESSAGE))]))
     return Prompts(table, from_rows("quarantine", bad),
                    {"path": str(path), "sha256": sha256, "bytes": size, "records": n})
 
@@ -64,15 +65,14 @@ def _chat(value, ctx: Ctx) -> list[dict]:
     raise RecordError("missing_field", "expected 'prompt' (text or chat), 'messages' or 'conversations'")
 
 
-def candidates_table(prompts: pa.Table, results: list, runner, sampling) -> tuple[pa.Table, pa.Table]:
+def candidates_table(prompts: pa.Table, source: str, results: list, runner, sampling) -> tuple[pa.Table, pa.Table]:
     """One row per sample; a prompt the model could not take is quarantined with its reason."""
     rows, bad = [], []
     pids = prompt_ids(prompts["prompt"]).to_pylist() if prompts.num_rows else []
     sampling_json = json.dumps(sampling.key(), sort_keys=True)
     for row, pid, result in zip(prompts.to_pylist(), pids, results):
         if result.error is not None:
-            source, _, line = row["record_id"].rpartition(":")
-            bad.append(quarantine_row(row["record_id"], source, int(line), result.error.kind,
+            bad.append(quarantine_row(row["record_id"], source, row["line"], result.error.kind,
                                       result.error.message, json.dumps({"prompt": row["prompt"]}).encode()))
             continue
         for k, c in enumerate(result.value):

@@ -198,7 +198,7 @@ def generate(input: Annotated[Path, typer.Argument(help="JSONL of prompts or cha
              chunk_size: Annotated[int, typer.Option("--chunk-size", help="Prompts per engine call (and per cache commit)")] = 256,
              workspace: Workspace = None, as_json: AsJson = False):
     """Sample N responses per prompt into a candidates table; cached requests are never paid twice."""
-    from pipeline.models import BACKENDS, ModelError
+    from pipeline.models import BACKENDS, ModelError, Sampling
     from pipeline.sources.fields import RecordError
 
     if backend not in BACKENDS:
@@ -209,9 +209,7 @@ def generate(input: Annotated[Path, typer.Argument(help="JSONL of prompts or cha
     try:
         if json_schema:
             sampling["json_schema"] = json.loads(json_schema.read_text())
-        from pipeline.models import Sampling
-
-        Sampling.make(**sampling)
+        Sampling.make(**sampling)  # refuse bad values before any engine or flow starts
     except (OSError, ValueError) as exc:
         fail(f"bad sampling parameters: {exc}", 2)
     from flows.generate import NoPrompts, generate as generate_flow

@@ -6,8 +6,6 @@ role header) and the continuation is tokenized on its own and appended: the scor
 the continuation's and nothing else: no role header, no end-of-turn or other special token."""
 from __future__ import annotations
 
-from functools import cached_property
-
 from .types import RowError
 
 
@@ -19,10 +17,6 @@ class ChatEncoder:
         if not self.tokenizer.chat_template:
             raise ValueError(f"{path}: the tokenizer has no chat template")
         self.max_model_len = max_model_len
-
-    @cached_property
-    def eos_token_id(self) -> int:
-        return self.tokenizer.eos_token_id
 
     def chat_ids(self, messages: list[dict]) -> list[int]:
         text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)

@@ -64,7 +64,7 @@ def folder_revision(folder: Path) -> str:
     files = sorted([p for p in folder.iterdir() if p.name in HASHED or p.suffix == ".safetensors"])
     if not any(p.suffix == ".safetensors" for p in files):
         raise ModelError(f"{folder}: no *.safetensors weights")
-    signature = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+    signature = [[p.name, st.st_size, st.st_mtime_ns] for p in files for st in [p.stat()]]
     if stamp.exists():
         saved = json.loads(stamp.read_text())
         if saved.get("signature") == signature:

@@ -40,16 +40,17 @@ class VLLMBackend:
         self.engine = f"vllm {vllm.__version__}" + (" (cpu)" if cpu else "")
         self.params_class = vllm.SamplingParams
 
-    def _params(self, sampling: Sampling, seed: int):
+    def params(self, sampling: Sampling, seeds: list[int]) -> list:
+        """One SamplingParams per request (each its own seed); the rest is built once."""
         from vllm.sampling_params import StructuredOutputsParams
 
         structured = StructuredOutputsParams(json=sampling.schema) if sampling.json_schema else None
-        return self.params_class(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p,
-                                 max_tokens=sampling.max_tokens, seed=seed,
-                                 stop=list(sampling.stop) or None, structured_outputs=structured)
+        common = dict(n=sampling.n, temperature=sampling.temperature, top_p=sampling.top_p,
+                      max_tokens=sampling.max_tokens, stop=list(sampling.stop) or None, structured_outputs=structured)
+        return [self.params_class(seed=seed, **common) for seed in seeds]
 
     def generate(self, prompts: list[list[int]], sampling: Sampling, seeds: list[int]) -> list[list[Completion]]:
-        params = [self._params(sampling, seed) for seed in seeds]
+        params = self.params(sampling, seeds)
         outputs = self.llm.generate([{"prompt_token_ids": ids} for ids in prompts], params, use_tqdm=False)
         return [[Completion(c.text, c.finish_reason or "stop", len(o.prompt_token_ids), len(c.token_ids))
                  for c in sorted(o.outputs, key=lambda c: c.index)] for o in outputs]
