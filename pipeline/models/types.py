@@ -32,6 +32,8 @@ class Sampling:
     def key(self) -> dict:
         d = asdict(self)
         d["stop"] = list(self.stop)
+        if self.json_schema is not None:
+            d["json_format"] = "compact"  # no free whitespace (see the backends)
         return d
 
     @property

@@ -27,6 +27,9 @@ class VLLMBackend:
             enforce_eager = True if enforce_eager is None else enforce_eager
             dtype = dtype or "float32"
             kv_cache_gib = kv_cache_gib or 1.0
+        # JSON-schema output is compact (no free whitespace): a small model otherwise spends its
+        # token budget on newlines between keys, and every backend emits the same text.
+        engine_args.setdefault("structured_outputs_config", {"backend": "xgrammar", "disable_any_whitespace": True})
         args = dict(model=str(path), max_model_len=max_model_len, seed=seed, enable_prefix_caching=True,
                     dtype=dtype or "auto", enforce_eager=bool(enforce_eager), **engine_args)
         if cpu and "enable_chunked_prefill" not in engine_args:
@@ -60,28 +63,32 @@ class VLLMBackend:
 
         Requests that share a context reuse its KV blocks (prefix caching), so K continuations
         after one long context cost about one pass over it. vLLM computes prompt log-probs only
-        for positions it did not take from the cache; a cache hit may cover whole blocks of the
-        context, but the first continuation token needs the logits of the context's last token,
-        so a context of a whole number of blocks reads no cache."""
-        order = sorted(range(len(items)), key=lambda i: items[i][0])  # shared contexts side by side
-        prompts, params = [], []
-        for i in order:
-            ctx, cont = items[i]
-            prompts.append({"prompt_token_ids": ctx + cont})
-            params.append(self.params_class(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False,
-                                            skip_reading_prefix_cache=len(ctx) % self.block_size == 0))
-        outputs = self.llm.generate(prompts, params, use_tqdm=False)
-        result: list[list[float]] = [[] for _ in items]
-        for i, out in zip(order, outputs):
-            ctx, cont = items[i]
-            values = []
-            for j, token in enumerate(cont):
-                entry = out.prompt_logprobs[len(ctx) + j]
-                if entry is None or token not in entry:
-                    raise RuntimeError(f"vLLM returned no log-prob for continuation token {j}")
-                values.append(entry[token].logprob)
-            result[i] = values
-        return result
+        for positions it did not take from the cache, and a cache hit covers every whole block
+        shared with an earlier request: when that reaches into the continuation (a context of a
+        whole number of blocks, or continuations that share their first tokens across a block
+        boundary), those positions come back empty and the request is run again without
+        reading the cache."""
+        result: list[list[float] | None] = [None] * len(items)
+        todo = sorted(range(len(items)), key=lambda i: items[i][0])  # shared contexts side by side
+        for fresh in (False, True):
+            params = [self.params_class(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False,
+                                        skip_reading_prefix_cache=fresh or len(items[i][0]) % self.block_size == 0)
+                      for i in todo]
+            outputs = self.llm.generate([{"prompt_token_ids": items[i][0] + items[i][1]} for i in todo], params,
+                                        use_tqdm=False)
+            missing = []
+            for i, out in zip(todo, outputs):
+                ctx, cont = items[i]
+                entries = out.prompt_logprobs[len(ctx):len(ctx) + len(cont)]
+                if any(e is None or t not in e for e, t in zip(entries, cont)):
+                    missing.append(i)
+                else:
+                    result[i] = [e[t].logprob for e, t in zip(entries, cont)]
+            todo = missing
+            if not todo:
+                return result
+        raise RuntimeError(f"vLLM returned no prompt log-probs for {len(todo)} continuation(s) even "
+                           "without the prefix cache")
 
     def close(self) -> None:
         del self.llm
