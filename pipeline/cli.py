@@ -249,6 +249,18 @@ def _cell(value) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
+def _register_more() -> None:
+    """Commands kept in their own modules (imported here so `prefmill --help` lists them)."""
+    from pipeline.annotate.reward_cli import rm_app
+    from pipeline.cli_annotate import eval_annotators
+
+    app.command("eval-annotators")(eval_annotators)
+    app.add_typer(rm_app, name="rm")
+
+
+_register_more()
+
+
 def main() -> None:
     app()
 

@@ -63,4 +63,7 @@ class AnnotateConfig(_Strict):
                 raise ValueError(f"annotator {a.name!r}: density_ratio needs weak_model")
             if a.type == "rm_ensemble" and not a.members:
                 raise ValueError(f"annotator {a.name!r}: rm_ensemble needs members (reward-model folders)")
+            from pipeline.annotate.registry import check_options  # the annotator classes know their options
+
+            check_options(a)
         return self

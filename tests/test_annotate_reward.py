@@ -72,23 +72,35 @@ def lm_member(lm_meta) -> HFRewardModel:
 
 
 @pytest.fixture(scope="module")
-def ensemble(minilm, lm_member, emb_cache) -> RewardEnsemble:
-    return RewardEnsemble(members=[*(EmbeddingHeadRM(m["path"], cache_dir=emb_cache) for m in minilm.values()),
-                                   lm_member])
+def rm_cache(tmp_path_factory) -> RequestCache:
+    """Shared by the tests below, so the LM member runs once per distinct response (CPU budget)."""
+    return RequestCache(tmp_path_factory.mktemp("rm-cache") / "requests.sqlite")
 
 
 @pytest.fixture(scope="module")
-def short_pairs(split, lm_member) -> pa.Table:
-    """Test pairs whose two sides the LM member can take (so every member scores them)."""
-    prompts, chosen, rejected = pair_texts(split[1])
+def lm_heldout(split, lm_member) -> pa.Table:
+    """The pairs the LM member held out, drawn again from its seed: the pairs it can take (both
+    sides within max_length), then subsample, split by prompt, bootstrap."""
+    train = split[0]
+    prompts, chosen, rejected = pair_texts(train)
     tok = lm_member.loaded[1]
-    fits = [a is None and b is None for a, b in zip(chat_ids(tok, prompts, chosen, LM_MAX_LENGTH)[1],
-                                                     chat_ids(tok, prompts, rejected, LM_MAX_LENGTH)[1])]
-    rows = np.flatnonzero(fits)[:8]
-    assert len(rows) >= 5
-    picked = split[1].take(pa.array(rows))
-    _, chosen, rejected = pair_texts(picked)
-    return pa.table({"prompt": picked["prompt"], "response_a": chosen, "response_b": rejected})
+    fits = np.array([a is None and b is None for a, b in zip(chat_ids(tok, prompts, chosen, LM_MAX_LENGTH)[1],
+                                                              chat_ids(tok, prompts, rejected, LM_MAX_LENGTH)[1])])
+    return train.take(pa.array(split_pairs(train, 0, 0.2, 200, fits).heldout))
+
+
+@pytest.fixture(scope="module")
+def short_pairs(lm_heldout) -> pa.Table:
+    """Pairs every member can score, as compare() items."""
+    assert lm_heldout.num_rows >= 4
+    _, chosen, rejected = pair_texts(lm_heldout)
+    return pa.table({"prompt": lm_heldout["prompt"], "response_a": chosen, "response_b": rejected})
+
+
+@pytest.fixture(scope="module")
+def ensemble(minilm, lm_member, emb_cache, rm_cache) -> RewardEnsemble:
+    return RewardEnsemble(members=[*(EmbeddingHeadRM(m["path"], cache_dir=emb_cache) for m in minilm.values()),
+                                   lm_member], cache=rm_cache)
 
 
 def items_of(pairs: pa.Table) -> pa.Table:
@@ -136,7 +148,7 @@ def test_members_rank_unseen_real_pairs_above_chance(minilm, split, emb_cache):
 
 # (b) the LM member is a real Hugging Face reward model -------------------------------------------
 
-def test_lm_member_is_a_hf_reward_model_scoring_its_fitted_head(lm_meta, lm_member, split):
+def test_lm_member_is_a_hf_reward_model_scoring_its_fitted_head(lm_meta, lm_member, lm_heldout, rm_cache):
     import torch
     from safetensors.numpy import load_file
     from transformers import AutoModel, AutoModelForSequenceClassification
@@ -151,25 +163,22 @@ def test_lm_member_is_a_hf_reward_model_scoring_its_fitted_head(lm_meta, lm_memb
     assert lm_meta["train_unique"] >= 10 and lm_meta["heldout_pairs"] >= 3
     w = load_file(str(folder / "model.safetensors"))["score.weight"][0].astype(np.float64)
 
-    # the training split again, from the seed: its held-out pairs, scored through the generic path
-    train = split[0]
-    prompts, chosen, rejected = pair_texts(train)
-    tok = lm_member.loaded[1]
-    fits = np.array([a is None and b is None for a, b in zip(chat_ids(tok, prompts, chosen, LM_MAX_LENGTH)[1],
-                                                              chat_ids(tok, prompts, rejected, LM_MAX_LENGTH)[1])])
-    held = split_pairs(train, 0, 0.2, 200, fits).heldout
-    p = [prompts[i] for i in held]
-    r_c, r_r = lm_member.rewards(p, [chosen[i] for i in held]), lm_member.rewards(p, [rejected[i] for i in held])
+    # its held-out pairs, scored through the generic path, rank as the training run measured
+    prompts, chosen, rejected = pair_texts(lm_heldout)
+    r_c, r_r = lm_member.rewards(prompts, chosen, rm_cache), lm_member.rewards(prompts, rejected, rm_cache)
     assert accuracy(r_c - r_r) == pytest.approx(lm_meta["heldout_accuracy"])
+    print(f"LM member: {lm_meta['train_unique']} pairs, held-out accuracy {lm_meta['heldout_accuracy']:.3f} "
+          f"on {lm_meta['heldout_pairs']}")
 
     # independently: the base LM's final-norm hidden state of the last token, times the head
+    tok = lm_member.loaded[1]
     base = AutoModel.from_pretrained(str(resolve().path)).eval()
-    texts = [tok.apply_chat_template([*p[i], {"role": "assistant", "content": chosen[held[i]]}], tokenize=False)
-             for i in range(len(held))]
+    texts = [tok.apply_chat_template([*p, {"role": "assistant", "content": c}], tokenize=False)
+             for p, c in zip(prompts[:3], chosen[:3])]
     with torch.inference_mode():
         feats = np.stack([base(**tok(t, add_special_tokens=False, return_tensors="pt")).last_hidden_state[0, -1].numpy()
                           for t in texts])
-    np.testing.assert_allclose(feats @ w, r_c, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(feats @ w, r_c[:3], rtol=1e-3, atol=1e-3)
 
 
 # (c) ensemble: z-normalization, aggregates, votes, labels ----------------------------------------
@@ -194,7 +203,7 @@ def test_ensemble_scores_are_aggregates_of_per_member_z(ensemble, short_pairs):
     np.testing.assert_allclose(out["score"].to_numpy(), z.mean(0))
     for aggregate, lam, expect in [("min", 1.0, z.min(0)), ("median", 1.0, np.median(z, 0)),
                                    ("mean_minus_std", 0.5, z.mean(0) - 0.5 * z.std(0))]:
-        other = RewardEnsemble(members=ensemble.members, aggregate=aggregate, lam=lam).score(items)
+        other = RewardEnsemble(members=ensemble.members, aggregate=aggregate, lam=lam, cache=ensemble.cache).score(items)
         np.testing.assert_allclose(other["score"].to_numpy(), expect)
     assert ensemble.cost.items >= items.num_rows and ensemble.cost.seconds > 0
     described = ensemble.describe()
@@ -213,7 +222,7 @@ def test_ensemble_votes_strength_and_labels(ensemble, short_pairs):
     delta = np.hstack([z[:, :n] - z[:, n:], z[:, n:] - z[:, :n]])
     mu = delta.mean(0)
     eps = float(np.median(np.abs(mu)))
-    labelled = RewardEnsemble(members=ensemble.members, epsilon=eps)
+    labelled = RewardEnsemble(members=ensemble.members, epsilon=eps, cache=ensemble.cache)
     out = labelled.compare(both)
     cmp = [json.loads(e) for e in out["evidence"].to_pylist()]
     np.testing.assert_allclose([c["strength_mu"] for c in cmp], mu, atol=1e-9)
@@ -244,7 +253,7 @@ def test_empty_and_overlong_items_are_unscored_with_their_reason(ensemble, short
     assert score[2] is None and error[2].startswith(f"context_overflow: {ensemble.members[-1].name}: ")
     raw = json.loads(out["evidence"][2].as_py())["raw"]
     assert raw[ensemble.members[-1].name] is None and all(raw[m.name] is not None for m in ensemble.members[:3])
-    r, errs = ensemble.members[-1].evaluate(prompts[:4], items["response"].to_pylist())
+    r, errs = ensemble.members[-1].evaluate(prompts[:4], items["response"].to_pylist(), ensemble.cache)
     assert np.isnan(r[[1, 2]]).all() and not np.isnan(r[[0, 3]]).any()
     assert errs[1].startswith("empty_text") and errs[2].startswith("context_overflow")
     pair = ensemble.compare(pa.table({"prompt": items["prompt"][:2], "response_a": items["response"][:2],
@@ -257,22 +266,26 @@ def test_empty_and_overlong_items_are_unscored_with_their_reason(ensemble, short
 
 def test_second_run_is_served_from_the_request_cache(minilm, lm_meta, short_pairs, tmp_path):
     cache = RequestCache(tmp_path / "requests.sqlite")
-    folders = [m["path"] for m in minilm.values()] + [lm_meta["path"]]
-    items = items_of(short_pairs.slice(0, 3))
+    items = items_of(short_pairs.slice(0, 2))
     items = pa.concat_tables([items, pa.table({"prompt": items["prompt"][:1], "response": [""]})])
-    first = RewardEnsemble(members=folders, cache=cache)
-    out1 = first.score(items)
     n = items.num_rows
-    assert cache.count() == 4 * n and all(m.computed == n for m in first.members)
-    second = RewardEnsemble(members=[load_member(f, max_length=LM_MAX_LENGTH) if "smollm2" in str(f) else f
-                                     for f in folders], cache=cache)
-    second.members[-1].max_length = 2048  # params are in the key: this member must recompute ...
-    second.members[-1] = HFRewardModel(lm_meta["path"])
-    out2 = RewardEnsemble(members=[*second.members[:3], HFRewardModel(lm_meta["path"], max_length=LM_MAX_LENGTH)],
-                          cache=cache).score(items)
-    assert out2.equals(out1)
-    assert cache.count() == 4 * n
-    assert all(m.computed == 0 and m.cached == n for m in second.members[:3])
+
+    def fresh() -> RewardEnsemble:  # members loaded from their folders, as a new process would
+        return RewardEnsemble(members=[*(m["path"] for m in minilm.values()),
+                                       HFRewardModel(lm_meta["path"], max_length=LM_MAX_LENGTH)], cache=cache)
+
+    first = fresh()
+    out1 = first.score(items)
+    assert cache.count() == 4 * n and all(m.computed == n and m.cached == 0 for m in first.members)
+    second = fresh()
+    out2 = second.score(items)
+    assert out2.equals(out1) and cache.count() == 4 * n
+    assert all(m.computed == 0 and m.cached == n for m in second.members)
+    assert "loaded" not in second.members[-1].__dict__   # the LM was not even loaded
+    # what decides a reward besides the weights is in the key: another max_length is a new request
+    other = HFRewardModel(lm_meta["path"], max_length=LM_MAX_LENGTH + 1)
+    other.evaluate(items["prompt"].to_pylist()[-2:], items["response"].to_pylist()[-2:], cache)
+    assert other.computed == 2 and cache.count() == 4 * n + 2
 
 
 # (f) CLI ------------------------------------------------------------------------------------------
@@ -281,19 +294,21 @@ def test_cli_trains_members_and_rejects_bad_input(split, tmp_path):
     runner = CliRunner()
     pairs_file = tmp_path / "pairs.parquet"
     pq.write_table(split[0].slice(0, 60), pairs_file)
-    result = runner.invoke(rm_app, ["train", str(pairs_file), "--out", str(tmp_path / "rm"),
+    result = runner.invoke(rm_app, ["train", str(pairs_file), "--out", str(tmp_path / "rm"), "-w", str(tmp_path / "ws"),
                                     "--seed", "0", "--seed", "1", "--json"])
     assert result.exit_code == 0, result.output
     members = json.loads(result.output.strip().splitlines()[-1])["members"]
     assert [m["seed"] for m in members] == [0, 1]
     for name in ("minilm-s0", "minilm-s1"):
         assert isinstance(load_member(tmp_path / "rm" / name), EmbeddingHeadRM)
-    assert "held-out acc" in result.output
+    assert "reward-model members" in result.output
+    # both seeds use the same 60 pairs: the second member read every embedding from the workspace cache
+    assert len(list((tmp_path / "ws" / "cache" / "embeddings").rglob("*.parquet"))) == 1
 
     pq.write_table(split[0].select(["prompt", "chosen"]), tmp_path / "no_rejected.parquet")
     (tmp_path / "text.parquet").write_text("not parquet")
     for bad in ([str(tmp_path / "missing.parquet")], [str(tmp_path / "no_rejected.parquet")],
                 [str(tmp_path / "text.parquet")], [str(pairs_file), "--encoder", "no-such-encoder"]):
-        result = runner.invoke(rm_app, ["train", *bad, "--out", str(tmp_path / "bad")])
+        result = runner.invoke(rm_app, ["train", *bad, "--out", str(tmp_path / "bad"), "-w", str(tmp_path / "ws")])
         assert result.exit_code == 2, (bad, result.output)
     assert not (tmp_path / "bad").exists()

@@ -27,10 +27,13 @@ def test_key_changes_with_everything_that_determines_the_result():
 
 
 def test_key_ignores_spelling_of_the_same_request():
-    # JSON schema key order and stop-list container type do not change the request.
+    # JSON whitespace and stop-list container type do not change the request; the order of a
+    # schema's properties does (the grammar emits them in that order).
     a = Sampling.make(json_schema={"type": "object", "required": ["a"]}, stop=["\n"])
-    b = Sampling.make(json_schema='{"required": ["a"], "type": "object"}', stop=("\n",))
+    b = Sampling.make(json_schema='{"type": "object",\n  "required": ["a"]}', stop=("\n",))
     assert key(sampling=a) == key(sampling=b)
+    swapped = Sampling.make(json_schema={"properties": {"b": {}, "a": {}}})
+    assert key(sampling=swapped) != key(sampling=Sampling.make(json_schema={"properties": {"a": {}, "b": {}}}))
 
 
 def test_sampling_rejects_bad_values():

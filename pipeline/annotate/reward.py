@@ -11,6 +11,7 @@ An item any member cannot score is unscored (null score, the member's error), ne
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,8 +27,9 @@ AGGREGATES = ("mean", "median", "mean_minus_std", "min")
 def znorm(raw: np.ndarray) -> np.ndarray:
     """Per member (row): (r − mean) / std over the items it scored (NaN stays NaN). A member whose
     scores are all equal carries no ranking information: its z is 0."""
-    mean = np.nanmean(raw, axis=1, keepdims=True)
-    std = np.nanstd(raw, axis=1, keepdims=True)
+    with warnings.catch_warnings(action="ignore", category=RuntimeWarning):  # a member that scored nothing
+        mean = np.nanmean(raw, axis=1, keepdims=True)
+        std = np.nanstd(raw, axis=1, keepdims=True)
     return np.where(std > 0, (raw - mean) / np.where(std > 0, std, 1.0), 0.0 * raw)
 
 
@@ -119,6 +121,12 @@ class RewardEnsemble(Annotator):
                 "vote": float(vote[j]), "strength_mu": float(mu[j]), "strength_sd": float(sd[j]),
                 "delta": dict(zip(names, delta[:, j].tolist())), "label": self.label(mu[j])})
         return verdicts_table(p_a, verdict, evidence, error)
+
+    def margins(self, verdicts: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+        """The mean member margin (strength_mu) is already in z units."""
+        mu = np.array([json.loads(e)["strength_mu"] if e else np.nan for e in verdicts["evidence"].to_pylist()],
+                      dtype=float)
+        return mu, mu
 
     def label(self, strength_mu: float) -> str:
         """S12: a pair the ensemble clearly reverses is `flip`, one it cannot separate `ambiguous`."""

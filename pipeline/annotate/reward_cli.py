@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -12,6 +12,11 @@ from rich.table import Table
 rm_app = typer.Typer(no_args_is_help=True, help="Reward-model ensemble members (train on CPU from pairs).")
 out = Console()
 err = Console(stderr=True)
+
+
+@rm_app.callback()
+def rm() -> None:
+    """Reward-model ensemble members (train on CPU from pairs)."""  # keeps `train` a sub-command
 
 
 def _fail(message: str) -> None:
@@ -55,9 +60,12 @@ def train(inputs: Annotated[list[Path], typer.Argument(help="Parquet files holdi
           max_pairs: Annotated[int, typer.Option("--max-pairs", help="Pairs drawn per member (CPU budget)")] = 2000,
           holdout: Annotated[float, typer.Option("--holdout", help="Share of prompts held out")] = 0.2,
           max_length: Annotated[int, typer.Option("--max-length", help="Token limit of LM encoders")] = 1024,
+          workspace: Annotated[Optional[Path], typer.Option(
+              "--workspace", "-w", help="Workspace (its cache/ keeps embeddings) [default: $PREFMILL_WORKSPACE or ./data/workspace]")] = None,
           as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object as the last line.")] = False):
     """Train one member per (encoder, seed) under OUT, named like minilm-s0."""
     from pipeline.annotate.reward_train import encoder_kind, member_dirname, train_member
+    from pipeline.cli import workspace_dir
 
     pairs = read_pairs(inputs)
     for encoder in encoders:
@@ -70,7 +78,8 @@ def train(inputs: Annotated[list[Path], typer.Argument(help="Parquet files holdi
         for seed in seeds:
             try:
                 members.append(train_member(pairs, out_dir / member_dirname(encoder, seed), encoder, seed,
-                                            max_length=max_length, holdout=holdout, max_pairs=max_pairs))
+                                            max_length=max_length, holdout=holdout, max_pairs=max_pairs,
+                                            cache_dir=workspace_dir(workspace) / "cache"))
             except ValueError as exc:
                 _fail(f"{encoder} seed {seed}: {exc}")
     _show(members)

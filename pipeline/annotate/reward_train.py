@@ -50,6 +50,7 @@ def pair_texts(pairs: pa.Table) -> tuple[list[list[dict]], list[str], list[str]]
 
 @dataclass
 class Split:
+    rows: np.ndarray      # the pairs drawn (at most max_pairs of the usable ones)
     train: np.ndarray     # bootstrap sample of training pair rows (with repeats)
     heldout: np.ndarray   # held-out pair rows
     usable: int           # pairs both sides of which the encoder can take
@@ -72,7 +73,7 @@ def split_pairs(pairs: pa.Table, seed: int, holdout: float, max_pairs: int,
     if len(pool) < 2:
         raise ValueError(f"too few pairs to train on: {len(pool)} after holding out {held.sum()} "
                          f"of {n_usable} usable pairs")
-    return Split(np.sort(rng.choice(pool, len(pool), replace=True)), rows[held], n_usable)
+    return Split(rows, np.sort(rng.choice(pool, len(pool), replace=True)), rows[held], n_usable)
 
 
 def fit_bt(diffs: np.ndarray, C: float = DEFAULT_C) -> np.ndarray:
@@ -142,7 +143,7 @@ def train_embedding_rm(pairs: pa.Table, out_dir, encoder: str = "all-MiniLM-L6-v
     prompts, chosen, rejected = pair_texts(pairs)
     usable = np.array([a is None and b is None for a, b in zip(empty_errors(chosen), empty_errors(rejected))])
     split = split_pairs(pairs, seed, holdout, max_pairs, usable)
-    needed = np.union1d(split.train, split.heldout)
+    needed = split.rows  # all drawn pairs, not just this bootstrap: other seeds then hit the embedding cache
     p = [prompts[i] for i in needed]
     phi = embedding_features(p + p, [chosen[i] for i in needed] + [rejected[i] for i in needed], encoder, cache_dir)
     w, report = _fit_and_report(pairs, split, phi[:len(needed)], phi[len(needed):], needed, C)
@@ -214,8 +215,9 @@ def member_dirname(encoder: str, seed: int) -> str:
     return f"{short}-s{seed}"
 
 
-def train_member(pairs: pa.Table, out_dir, encoder: str, seed: int = 0, max_length: int = 1024, **kwargs) -> dict:
-    """Train one member with the trainer that fits `encoder`."""
+def train_member(pairs: pa.Table, out_dir, encoder: str, seed: int = 0, max_length: int = 1024,
+                 cache_dir: Path | None = None, **kwargs) -> dict:
+    """Train one member with the trainer that fits `encoder` (cache_dir: embedding cache)."""
     if encoder_kind(encoder) == "embedding":
-        return train_embedding_rm(pairs, out_dir, encoder=encoder, seed=seed, **kwargs)
+        return train_embedding_rm(pairs, out_dir, encoder=encoder, seed=seed, cache_dir=cache_dir, **kwargs)
     return train_lm_rm(pairs, out_dir, base=encoder, seed=seed, max_length=max_length, **kwargs)

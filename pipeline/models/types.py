@@ -14,7 +14,7 @@ class Sampling:
     max_tokens: int = 256
     seed: int = 0
     stop: tuple[str, ...] = ()
-    json_schema: str | None = None  # canonical JSON text of a schema: output is constrained to it
+    json_schema: str | None = None  # compact JSON text of a schema: output is constrained to it
 
     def __post_init__(self):
         if self.n < 1 or self.max_tokens < 1:
@@ -26,7 +26,8 @@ class Sampling:
     def make(cls, json_schema: dict | str | None = None, stop=(), **kw) -> "Sampling":
         if isinstance(json_schema, str):
             json_schema = json.loads(json_schema)
-        text = json.dumps(json_schema, sort_keys=True, separators=(",", ":")) if json_schema is not None else None
+        # compact but in the caller's key order: the grammar emits properties in schema order
+        text = json.dumps(json_schema, separators=(",", ":")) if json_schema is not None else None
         return cls(json_schema=text, stop=tuple(stop or ()), **kw)
 
     def key(self) -> dict:

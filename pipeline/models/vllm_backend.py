@@ -62,12 +62,14 @@ class VLLMBackend:
         """Prompt log-probs of context+continuation, read off at the continuation's positions.
 
         Requests that share a context reuse its KV blocks (prefix caching), so K continuations
-        after one long context cost about one pass over it. vLLM computes prompt log-probs only
-        for positions it did not take from the cache, and a cache hit covers every whole block
-        shared with an earlier request: when that reaches into the continuation (a context of a
-        whole number of blocks, or continuations that share their first tokens across a block
-        boundary), those positions come back empty and the request is run again without
-        reading the cache."""
+        after one long context cost about one pass over it. But vLLM computes prompt log-probs
+        only for positions after its cache hit, and returns *uninitialised values* (not None)
+        for the others. The first continuation token needs the logits of the context's last
+        token, so a request is valid only if its hit ended before that token. A hit reaches
+        further when the context is a whole number of KV blocks (predicted: those requests skip
+        reading the cache) or when an earlier request shared the context and the first tokens of
+        the continuation across a block boundary (detected from `num_cached_tokens`: those
+        requests are run again without reading the cache)."""
         result: list[list[float] | None] = [None] * len(items)
         todo = sorted(range(len(items)), key=lambda i: items[i][0])  # shared contexts side by side
         for fresh in (False, True):
@@ -80,7 +82,8 @@ class VLLMBackend:
             for i, out in zip(todo, outputs):
                 ctx, cont = items[i]
                 entries = out.prompt_logprobs[len(ctx):len(ctx) + len(cont)]
-                if any(e is None or t not in e for e, t in zip(entries, cont)):
+                if (out.num_cached_tokens or 0) >= len(ctx) or any(e is None or t not in e
+                                                                     for e, t in zip(entries, cont)):
                     missing.append(i)
                 else:
                     result[i] = [e[t].logprob for e, t in zip(entries, cont)]

@@ -25,11 +25,11 @@ from pipeline.signals.common import concat, id_lists, json_column, num_str, pair
 from pipeline.signals.result import SignalResult
 
 
-def mine_pairwise(table: pa.Table, cfg: PairwiseSignalConfig) -> SignalResult:
-    table = conform("judgments", table)
+def vote_groups(table: pa.Table) -> dict:
+    """Group judgments by content (order-insensitive) and count votes per group: x/y are the two
+    responses in a canonical order, vx/vy/vt the votes for x, for y and for a tie; `first` is
+    each group's first row, `rows` its row list; x_text/y_text the first row's texts."""
     n = table.num_rows
-    if n == 0:
-        return SignalResult()
     a, b = table["response_a"].combine_chunks(), table["response_b"].combine_chunks()
     na, nb = normalize_ws(a), normalize_ws(b)
     swap = pc.greater(na, nb)
@@ -43,20 +43,29 @@ def mine_pairwise(table: pa.Table, cfg: PairwiseSignalConfig) -> SignalResult:
     g = keyed.group_by(["p", "x", "y"], use_threads=False).aggregate(
         [("row", "min"), ("row", "list"), ("vx", "sum"), ("vy", "sum"), ("vt", "sum")]).sort_by("row_min")
     first = g["row_min"].to_numpy()
-    vx, vy, vt = (g[c].to_numpy() for c in ("vx_sum", "vy_sum", "vt_sum"))
+    first_swap = pa.array(swap.to_numpy(zero_copy_only=False)[first])
+    at = pa.array(first)
+    return {"first": first, "rows": g["row_list"].combine_chunks(),
+            "same": pc.equal(g["x"], g["y"]).to_numpy(zero_copy_only=False),
+            "vx": g["vx_sum"].to_numpy(), "vy": g["vy_sum"].to_numpy(), "vt": g["vt_sum"].to_numpy(),
+            "x_text": pc.if_else(first_swap, b.take(at), a.take(at)),
+            "y_text": pc.if_else(first_swap, a.take(at), b.take(at))}
+
+
+def mine_pairwise(table: pa.Table, cfg: PairwiseSignalConfig) -> SignalResult:
+    table = conform("judgments", table)
+    if table.num_rows == 0:
+        return SignalResult()
+    v = vote_groups(table)
+    first, same, vx, vy, vt, x_text, y_text, rows = (v[k] for k in ("first", "same", "vx", "vy", "vt", "x_text",
+                                                                    "y_text", "rows"))
     total = vx + vy + vt
-    same = pc.equal(g["x"], g["y"]).to_numpy(zero_copy_only=False)
     x_wins = (vx > vy) & (vx > vt)
     y_wins = (vy > vx) & (vy > vt)
     win, lose = np.where(y_wins, vy, vx), np.where(y_wins, vx, vy)
     agreement = np.where(total > 0, win / np.maximum(total, 1), 0.0)
     ok = ~same & (x_wins | y_wins) & (agreement >= cfg.min_agreement)
 
-    # texts of the first row of each group, oriented as (x, y)
-    first_swap = swap.to_numpy(zero_copy_only=False)[first]
-    x_text = pc.if_else(pa.array(first_swap), b.take(pa.array(first)), a.take(pa.array(first)))
-    y_text = pc.if_else(pa.array(first_swap), a.take(pa.array(first)), b.take(pa.array(first)))
-    rows = g["row_list"].combine_chunks()
     rid = table["record_id"].combine_chunks()
     row_ids = pa.ListArray.from_arrays(rows.offsets, rid.take(rows.values))
     row_annotators = pa.ListArray.from_arrays(rows.offsets, pc.fill_null(table["annotator"], "").combine_chunks()
