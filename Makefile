@@ -30,12 +30,15 @@ demo: $(STAMP)
 	@echo "export path: $(abspath $(WS))/exports/demo-trl"
 	$(BIN)/prefmill generate data/prompts/pandalm.jsonl --out $(WS)/candidates/pandalm.parquet \
 	  --workspace $(WS) --n 2 --max-tokens 48 --temperature 0.8
+	$(BIN)/prefmill eval-annotators data/samples/pairwise_pandalm_human.jsonl --limit 8 --workspace $(WS) \
+	  -a pairwise_judge_lp -a flr -a cdr_per_token
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/curate_samples.py
+	$(BIN)/python benchmarks/annotators.py
 
 clean:
 	rm -rf $(VENV) $(WS) .pytest_cache
