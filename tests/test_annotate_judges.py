@@ -57,6 +57,14 @@ def test_unparsable_output_is_unscored_after_bounded_retries(vllm_runner, items)
         assert err.startswith("unparsable") and json.loads(e)["attempts"] == 3
 
 
+def test_pairwise_judge_unparsable_in_either_order_leaves_the_pair_unscored(vllm_runner, items):
+    judge = PairwiseJudge("pairwise", runner=vllm_runner, max_tokens=2, retries=1)
+    out = judge.compare(items.slice(0, 2))
+    assert out["p_a"].null_count == 2 and out["verdict"].null_count == 2
+    assert all(e.startswith("unparsable") for e in out["error"].to_pylist())
+    assert judge.stats()["both_orders"] == 0 and judge.stats()["flip_rate"] is None
+
+
 class FlakyRunner:
     """Fault injection only: the real runner, but every answer of the first call is garbage."""
 
