@@ -39,6 +39,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/curate_samples.py
 	$(BIN)/python benchmarks/annotators.py
+	$(BIN)/python benchmarks/injection.py
 
 clean:
 	rm -rf $(VENV) $(WS) .pytest_cache
