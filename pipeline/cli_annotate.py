@@ -58,8 +58,11 @@ def eval_annotators(
                     rows += [{"file": name, **r} for r in evaluate([a], items)]
     finally:
         runners.close()
-    shown = [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()
-              if k not in ("type", "human_decided", "scored")} for r in rows]
+    short = {"seconds_per_pair": "s/pair", "first_position_win_rate": "1st_pos", "flip_rate": "flips",
+             "coverage": "cover", "file": "file", "annotator": "annotator", "items": "pairs", "accuracy": "acc",
+             "acc_p": "acc_p", "kappa": "kappa"}
+    shown = [{short[k]: (round(v, 2) if isinstance(v, float) else Path(v).stem if k == "file" else v)
+              for k, v in r.items() if k in short} for r in rows]
     _show(pa.Table.from_pylist(shown), False, title="annotators vs humans")
     out.print("models: " + "; ".join(f"{a.name}: {_models(a.describe())}" for a in annotators))
     if as_json:
