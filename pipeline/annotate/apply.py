@@ -48,13 +48,12 @@ def annotate_candidates(cands: Candidates, cfg: AnnotateConfig, cache_path: Path
         runners.close()
     if not len(idx):
         return {"annotators": {}}
-    kinds = {a.name: a.kind if a.describe()["type"] != "rm_ensemble" else "rm_ensemble" for a in annotators}
-    combined = combine_verdicts(verdicts, margins, kinds, cfg.combine)
+    described = {a.name: a.describe() for a in annotators}
+    combined = combine_verdicts(verdicts, margins, {k: d["type"] for k, d in described.items()}, cfg.combine)
     cands.record("annotator_consistency", idx, combined["consistent"], combined["reason"])
     if combined["margin_ok"] is not None:
         cands.record("annotator_margin", idx, combined["margin_ok"], combined["margin_reason"])
 
-    described = {a.name: a.describe() for a in annotators}
     lineage = np.full(cands.table.num_rows, None, dtype=object)
     cols = {k: (v["p_a"].to_pylist(), v["verdict"].to_pylist(), v["evidence"].to_pylist(), v["error"].to_pylist())
             for k, v in verdicts.items()}

@@ -36,6 +36,36 @@ def as_rows(items: pa.Table, *columns: str) -> list[tuple]:
     return list(zip(*data))
 
 
+def optional_column(items: pa.Table, name: str) -> list:
+    """A column's values, or None per row when the table has no such column (e.g. `reference`)."""
+    return items[name].to_pylist() if name in items.column_names else [None] * items.num_rows
+
+
+def scorable(rows: list[tuple[list[dict], str]]) -> tuple[list[int], dict[int, str]]:
+    """Indexes of (prompt, response) rows with a non-empty response, and the reason for each other row."""
+    ok = [i for i, (_, r) in enumerate(rows) if r and r.strip()]
+    return ok, {i: "empty_text: the response is empty" for i in set(range(len(rows))) - set(ok)}
+
+
+def row_error(result) -> str:
+    """A model Result's per-row error as the unscored reason."""
+    return f"{result.error.kind}: {result.error.message}"
+
+
+def distinct_sides(items: pa.Table) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    """Every distinct (prompt, response) of a pairs table once, as pointwise items, and the
+    position of each pair's a and b side in it: each response is scored once per run."""
+    prompts = items["prompt"].to_pylist()
+    keys: dict[tuple, int] = {}
+    sides = [np.array([keys.setdefault((json.dumps(p, sort_keys=True), r), len(keys))
+                       for p, r in zip(prompts, items[col].to_pylist())], dtype=int)
+             for col in ("response_a", "response_b")]
+    flat = list(keys)
+    table = pa.table({"prompt": pa.array([json.loads(p) for p, _ in flat], items["prompt"].type),
+                      "response": pa.array([r for _, r in flat], pa.string())})
+    return table, sides[0], sides[1]
+
+
 def scores_table(score: list, evidence: list[dict | None], error: list[str | None]) -> pa.Table:
     return pa.table({"score": pa.array(score, pa.float64()),
                      "evidence": pa.array([None if e is None else json.dumps(e, ensure_ascii=False)
@@ -93,18 +123,11 @@ class Annotator:
         """Pointwise annotators compare by scoring each distinct (prompt, response) once: a is
         better when its score is higher; equal scores are a tie; an unscored side leaves the
         pair unscored."""
-        prompts = items["prompt"].to_pylist()
-        a, b = items["response_a"].to_pylist(), items["response_b"].to_pylist()
-        keys: dict[tuple, int] = {}
-        for p, r in [*zip(prompts, a), *zip(prompts, b)]:
-            keys.setdefault((json.dumps(p, sort_keys=True), r), len(keys))
-        flat = list(keys)
-        scored = self.score(pa.table({"prompt": pa.array([json.loads(p) for p, _ in flat], items["prompt"].type),
-                                      "response": pa.array([r for _, r in flat], pa.string())}))
+        flat, side_a, side_b = distinct_sides(items)
+        scored = self.score(flat)
         s, err = scored["score"].to_pylist(), scored["error"].to_pylist()
         p_a, verdict, evidence, errors = [], [], [], []
-        for p, x, y in zip(prompts, a, b):
-            i, j = keys[(json.dumps(p, sort_keys=True), x)], keys[(json.dumps(p, sort_keys=True), y)]
+        for i, j in zip(side_a, side_b):
             if s[i] is None or s[j] is None:
                 p_a.append(None)
                 errors.append(err[i] if s[i] is None else err[j])

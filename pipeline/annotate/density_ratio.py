@@ -10,8 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from pipeline.annotate.base import Annotator, as_rows, scores_table
-from pipeline.annotate.logprob_common import row_error, scorable
+from pipeline.annotate.base import Annotator, as_rows, row_error, scorable, scores_table
 from pipeline.models import ModelRunner
 
 
@@ -54,8 +53,8 @@ class DensityRatio(Annotator):
                 errors[i] = row_error(s if s.error is not None else w)
                 continue
             text = rows[i][1]
-            (s_sum, n), (w_sum, _) = masked_sum(self.strong, text, s.value.token_logprobs), \
-                masked_sum(self.weak, text, w.value.token_logprobs)
+            s_sum, n = masked_sum(self.strong, text, s.value.token_logprobs)
+            w_sum, _ = masked_sum(self.weak, text, w.value.token_logprobs)
             if n == 0:
                 errors[i] = "empty_text: the response has only newline tokens"
                 continue

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from pipeline.annotate.base import Annotator, as_rows, scores_table
-from pipeline.annotate.logprob_common import row_error, scorable
+from pipeline.annotate.base import Annotator, as_rows, row_error, scorable, scores_table
 from pipeline.annotate.templates import load_template
 from pipeline.models import ModelRunner
 

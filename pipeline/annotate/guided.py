@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import jsonschema
 
+from pipeline.annotate.base import row_error
+
 from pipeline.models import ModelRunner, Sampling
 
 
@@ -48,7 +50,7 @@ def ask_json(runner: ModelRunner, chats: list[list[dict]], schema: dict, max_tok
         for i, result in zip(todo, results):
             answer = answers[i]
             if result.error is not None:
-                answer.error = f"{result.error.kind}: {result.error.message}"
+                answer.error = row_error(result)
                 continue
             text = result.value[0].text
             answer.raw.append(text)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from pipeline.annotate.base import Annotator, as_rows, verdicts_table
+from pipeline.annotate.base import Annotator, as_rows, optional_column, row_error, verdicts_table
 from pipeline.annotate.fence import fence, plain
 from pipeline.annotate.guided import ask_json, request_text
 from pipeline.annotate.judge_rubric import blocks
@@ -33,7 +33,7 @@ class PairwiseJudge(Annotator):
     rationale: bool = False            # ask for a short rationale before the verdict
     verdict_from: str = "generate"     # generate (greedy JSON) | logprobs (P("A") vs P("B"))
     retries: int = 2
-    max_tokens: int = 16
+    max_tokens: int | None = None      # default: 16, or 160 with a rationale
     fenced: bool = True
     tpl: dict = field(init=False)
     counts: dict = field(default_factory=lambda: {"pairs": 0, "both_orders": 0, "flips": 0,
@@ -43,8 +43,7 @@ class PairwiseJudge(Annotator):
         self.tpl = load_template(self.template, ("system", "user"))
         if self.verdict_from not in ("generate", "logprobs"):
             raise ValueError(f"{self.name}: verdict_from must be generate or logprobs")
-        if self.rationale and self.max_tokens < 64:
-            self.max_tokens = 160
+        self.max_tokens = self.max_tokens or (160 if self.rationale else 16)
 
     @property
     def schema(self) -> dict:
@@ -83,7 +82,7 @@ class PairwiseJudge(Annotator):
         return self.timed(self._compare, items)
 
     def _compare(self, items: pa.Table) -> pa.Table:
-        refs = items["reference"].to_pylist() if "reference" in items.column_names else [None] * items.num_rows
+        refs = optional_column(items, "reference")
         rows = as_rows(items, "prompt", "response_a", "response_b")
         chats = [c for (p, a, b), ref in zip(rows, refs) for c in (self.chat(p, a, b, ref), self.chat(p, b, a, ref))]
         first, evidence, errors = (self._by_logprobs if self.verdict_from == "logprobs" else self._by_generation)(chats)
@@ -128,7 +127,7 @@ class PairwiseJudge(Annotator):
             ra, rb = results[2 * k], results[2 * k + 1]
             if ra.error is not None or rb.error is not None:
                 bad = ra if ra.error is not None else rb
-                first.append(None), evidence.append(None), errors.append(f"{bad.error.kind}: {bad.error.message}")
+                first.append(None), evidence.append(None), errors.append(row_error(bad))
                 continue
             la, lb = ra.value.sum, rb.value.sum
             first.append(float(1 / (1 + np.exp(lb - la))))

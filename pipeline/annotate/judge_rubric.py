@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from pipeline.annotate.base import Annotator, as_rows, scores_table
+from pipeline.annotate.base import Annotator, as_rows, optional_column, scorable, scores_table
 from pipeline.annotate.fence import fence, plain
 from pipeline.annotate.guided import ask_json, request_text
 from pipeline.annotate.templates import load_template
@@ -73,20 +73,18 @@ class RubricJudge(Annotator):
         return self.timed(self._score, items)
 
     def _score(self, items: pa.Table) -> pa.Table:
-        refs = items["reference"].to_pylist() if "reference" in items.column_names else [None] * items.num_rows
+        refs = optional_column(items, "reference")
         rows = as_rows(items, "prompt", "response")
-        score, evidence, error = [None] * len(rows), [None] * len(rows), [None] * len(rows)
-        ask = [i for i, (_, r) in enumerate(rows) if r and r.strip()]
-        for i in set(range(len(rows))) - set(ask):
-            error[i] = "empty_text: the response is empty"
+        ask, errors = scorable(rows)
+        score, evidence = [None] * len(rows), [None] * len(rows)
         answers = ask_json(self.runner, [self.chat(*rows[i], refs[i]) for i in ask], self.schema,
                            self.max_tokens, self.retries)
         for i, ans in zip(ask, answers):
             evidence[i] = {"raw": ans.raw, "attempts": len(ans.raw)}
             if ans.value is None:
-                error[i] = ans.error
+                errors[i] = ans.error
                 continue
             ratings = {a: ans.value[a] for a in self.aspects}
             evidence[i].update(ratings=ratings, overall=ans.value["overall"], rationale=ans.value["rationale"])
             score[i] = float(ans.value["overall"] if self.score_from == "overall" else np.mean(list(ratings.values())))
-        return scores_table(score, evidence, error)
+        return scores_table(score, evidence, [errors.get(i) for i in range(len(rows))])

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from pipeline.annotate.base import Annotator, scores_table, verdict_of, verdicts_table
+from pipeline.annotate.base import Annotator, distinct_sides, scores_table, verdict_of, verdicts_table
 from pipeline.annotate.reward_models import RewardMember, load_member
 from pipeline.models.cache import RequestCache
 
@@ -99,15 +99,8 @@ class RewardEnsemble(Annotator):
     def _compare(self, items: pa.Table) -> pa.Table:
         """All distinct (prompt, response) of the pairs are scored in one run (one z-normalization),
         then each pair gets its members' z differences."""
-        prompts = items["prompt"].to_pylist()
-        keys: dict[tuple, int] = {}
-        sides = []
-        for col in ("response_a", "response_b"):
-            sides.append([keys.setdefault((json.dumps(p, sort_keys=True), r), len(keys))
-                          for p, r in zip(prompts, items[col].to_pylist())])
-        flat = list(keys)
-        _, z, errors = self.member_scores([json.loads(p) for p, _ in flat], [r for _, r in flat])
-        a, b = np.array(sides[0], int), np.array(sides[1], int)
+        flat, a, b = distinct_sides(items)
+        _, z, errors = self.member_scores(flat["prompt"].to_pylist(), flat["response"].to_pylist())
         delta = z[:, a] - z[:, b]
         vote, mu, sd = (delta > 0).mean(axis=0), delta.mean(axis=0), delta.std(axis=0)
         names = [m.name for m in self.members]

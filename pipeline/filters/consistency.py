@@ -19,7 +19,7 @@ from pipeline.config_annotate import CombineConfig
 
 
 def combine_verdicts(verdicts: dict[str, pa.Table], margins: dict[str, tuple[np.ndarray, np.ndarray]],
-                     kinds: dict[str, str], cfg: CombineConfig) -> dict:
+                     types: dict[str, str], cfg: CombineConfig) -> dict:
     """Per pair: consistency pass/reason, margin pass/reason, agreement, soft label, margin_z."""
     n = next(iter(verdicts.values())).num_rows if verdicts else 0
     names = list(verdicts)
@@ -36,10 +36,10 @@ def combine_verdicts(verdicts: dict[str, pa.Table], margins: dict[str, tuple[np.
         problems[i].append(f"agreement {agreement[i]:.2f} < {cfg.min_agreement} "
                            f"({votes_for[i]} for, {votes_against[i]} against)")
     for k in names:
-        if kinds[k] == "rm_ensemble":
+        if types[k] == "rm_ensemble":
             for i in np.flatnonzero(np.nan_to_num(p_a[names.index(k)], nan=1.0) < cfg.min_ensemble_vote):
                 problems[i].append(f"{k}: member vote {p_a[names.index(k)][i]:.2f} < {cfg.min_ensemble_vote}")
-        if kinds[k] == "pairwise" and cfg.require_dual_order:
+        if types[k] == "pairwise_judge" and cfg.require_dual_order:
             flips = [bool(json.loads(e).get("flip")) if e else False for e in verdicts[k]["evidence"].to_pylist()]
             for i in np.flatnonzero(flips):
                 problems[i].append(f"{k}: verdict flips when the order is swapped")
