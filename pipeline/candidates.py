@@ -13,12 +13,9 @@ from pipeline.models.cache import request_seed
 from pipeline.schema import MESSAGE, conform, empty, from_rows
 from pipeline.sources import readers
 from pipeline.sources.batch import quarantine_row
-from pipeline.sources.fields import Ctx, RecordError, type_name
+from pipeline.sources.fields import Ctx, RecordError
 from pipeline.sources.ingest import parse_record
-from pipeline.sources.messages import parse_messages
-
-CHAT_KEYS = {"messages": ("role", "content"), "conversations": ("from", "value"), "prompt": ("role", "content")}
-
+from pipeline.sources.prompts import chat
 
 @dataclass
 class Prompts:
@@ -39,7 +36,7 @@ def read_prompts(path, max_record_bytes: int = 1_000_000, max_text_chars: int = 
             record_id = f"{path.name}:{rec.line}"
             try:
                 rows.append({"record_id": record_id, "line": rec.line,
-                             "prompt": _chat(parse_record(rec, max_record_bytes), Ctx(record_id, max_text_chars))})
+                             "prompt": chat(parse_record(rec, max_record_bytes), Ctx(record_id, max_text_chars))})
             except RecordError as exc:
                 bad.append(quarantine_row(record_id, str(path), rec.line, exc.kind, exc.message, rec.raw))
     except (readers.UnreadableFile, OSError) as exc:
@@ -48,21 +45,6 @@ def read_prompts(path, max_record_bytes: int = 1_000_000, max_text_chars: int = 
                                                          ("prompt", pa.list_(MESSAGE))]))
     return Prompts(table, from_rows("quarantine", bad),
                    {"path": str(path), "sha256": sha256, "bytes": size, "records": n})
-
-
-def _chat(value, ctx: Ctx) -> list[dict]:
-    if not isinstance(value, dict):
-        raise RecordError("not_an_object", f"expected a JSON object, got {type_name(value)}")
-    if isinstance(value.get("prompt"), str):
-        return [{"role": "user", "content": ctx.check_text(value["prompt"], "prompt")}]
-    for key, (role, content) in CHAT_KEYS.items():
-        if key in value:
-            chat = parse_messages(ctx, value[key], key, role, content, need_dialogue=False)
-            if chat[-1]["role"] != "user":
-                raise RecordError("bad_role", f"{key}: the chat ends with a {chat[-1]['role']} turn; "
-                                              "a prompt must end with a user turn")
-            return chat
-    raise RecordError("missing_field", "expected 'prompt' (text or chat), 'messages' or 'conversations'")
 
 
 def candidates_table(prompts: pa.Table, source: str, results: list, runner, sampling) -> tuple[pa.Table, pa.Table]:

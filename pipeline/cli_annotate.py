@@ -21,20 +21,22 @@ def eval_annotators(
     """Per annotator and file: accuracy vs the human majority, Cohen's kappa, coverage, flip rate, seconds per pair."""
     import pyarrow as pa
 
-    from pipeline.annotate.defaults import cpu_annotators
+    from pipeline.annotate.defaults import cpu_annotators, cpu_models
     from pipeline.annotate.evaluate import evaluate, human_items
-    from pipeline.annotate.registry import AnnotatorConfigError, build_annotators
+    from pipeline.annotate.registry import AnnotatorConfigError, Runners, build_annotators
     from pipeline.config import ConfigError, SourcesConfig, load_config
     from pipeline.models import ModelError
     from pipeline.sources import read_file
 
     ws = workspace_dir(workspace)
     try:
-        annotate = load_config(config).annotate if config else None
+        cfg = load_config(config) if config else None
     except ConfigError as exc:
         fail(str(exc), 2)
-    if annotate is None or not annotate.annotators:
-        annotate = cpu_annotators(ws, backend)
+    if cfg is not None and cfg.annotate.annotators:
+        annotate, models = cfg.annotate, cfg.models
+    else:
+        annotate, models = cpu_annotators(ws), cpu_models(backend)
     datasets = []
     for path in files:
         batch = read_file(path, SourcesConfig(), path.name)
@@ -45,9 +47,9 @@ def eval_annotators(
             datasets.append((path.name, items))
     if not datasets:
         fail("no human-labelled pairs in the given files", 2)
+    runners = Runners(models, None if no_cache else ws / "cache" / "requests.sqlite")
     try:
-        annotators, runners = build_annotators(annotate, None if no_cache else ws / "cache" / "requests.sqlite",
-                                               annotator)
+        annotators = build_annotators(annotate.annotators, runners, annotator)
     except (AnnotatorConfigError, ModelError) as exc:
         fail(str(exc), 2)
     rows = []

@@ -7,12 +7,16 @@ import json
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
 
-from pipeline.config_annotate import AnnotateConfig
+from pipeline.config_annotate import AnnotateConfig, ModelEndpoint, check_annotator, default_models
+from pipeline.config_recipes import MixingConfig, PolicyConfig, Recipe
 
-
-SIGNALS = ("dsat_sat", "edit", "ugc_votes", "human_pairwise")  # names the miners give their pairs
+# the `signal` of a pair: the implicit miners', the generation recipes' (DRIFT's rewrite of a
+# DSAT answer, WildFeedback's preference-conditioned answer, PUGC's reference-graded samples) and
+# best-of-N's, named after the scorer that ranked the samples
+SIGNALS = ("dsat_sat", "edit", "ugc_votes", "human_pairwise", "dsat_rewrite", "dsat_preference", "ugc_reference",
+           "rubric_judge", "flr", "density_ratio", "rm_ensemble")
 
 
 class Strict(BaseModel):
@@ -78,10 +82,13 @@ class FiltersConfig(Strict):
     # minimum margin per signal, in the signal's unit (see README "Signals")
     min_margin: dict[str, float] = Field(default_factory=lambda: {
         "dsat_sat": 0.0, "edit": 0.05, "ugc_votes": 2.0, "human_pairwise": 0.0})
+    # chosen closer than this to rejected (token edit distance) is no preference: a model rewrite
+    # that barely changed the answer it rewrites (DRIFT's guard, methods S3)
+    min_side_distance: dict[str, float] = Field(default_factory=lambda: {"dsat_rewrite": 0.05, "dsat_preference": 0.05})
     dedup: DedupConfig = DedupConfig()
     per_prompt_cap: PositiveInt = 4          # most pairs kept per prompt (highest margin first)
 
-    @field_validator("min_margin")
+    @field_validator("min_margin", "min_side_distance")
     @classmethod
     def _known_signals(cls, value: dict[str, float]) -> dict[str, float]:
         unknown = sorted(set(value) - set(SIGNALS))
@@ -93,9 +100,29 @@ class FiltersConfig(Strict):
 class CurateConfig(Strict):
     sources: SourcesConfig = SourcesConfig()
     signals: SignalsConfig = SignalsConfig()
+    models: dict[str, ModelEndpoint] = Field(default_factory=default_models)  # endpoints the keys below name
+    policy: PolicyConfig = PolicyConfig()
+    recipes: list[Recipe] = Field(default_factory=list)  # generation recipes; none by default
     filters: FiltersConfig = FiltersConfig()
     annotate: AnnotateConfig = AnnotateConfig()
+    mixing: MixingConfig = MixingConfig()
     batch_size: PositiveInt = 5_000                  # records per flow task
+
+    @model_validator(mode="after")
+    def _known_models(self) -> "CurateConfig":
+        names = [r.name for r in self.recipes]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"recipe names must be unique; repeated: {dup}")
+        keys = [("policy", self.policy.model)] + [
+            (f"recipe {r.name!r}", getattr(r, attr)) for r in self.recipes for attr in ("extractor", "generator", "writer")
+            if getattr(r, attr, None) is not None]
+        for where, key in keys:
+            if key not in self.models:
+                raise ValueError(f"{where}: model {key!r} is not in `models` ({', '.join(self.models)})")
+        for spec in self.annotate.annotators + [r.scorer for r in self.recipes if hasattr(r, "scorer")]:
+            check_annotator(spec, self.models)
+        return self
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()

@@ -1,11 +1,12 @@
-"""The `annotate` section of the curation config: model endpoints, the annotators to run on
-candidate pairs, and how their verdicts combine into the consistency and margin filters.
-Annotation is off by default (it costs model time); `data/recipes/annotated.yaml` turns it on."""
+"""The `annotate` section of the curation config: the annotators to run on candidate pairs, and
+how their verdicts combine into the consistency and margin filters; plus the model endpoints
+(the top-level `models` section) that annotators and generation recipes name. Annotation is off
+by default (it costs model time); `data/recipes/annotated.yaml` turns it on."""
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ANNOTATOR_TYPES = ("rubric_judge", "pairwise_judge", "flr", "density_ratio", "rm_ensemble")
 
@@ -24,7 +25,7 @@ class ModelEndpoint(_Strict):
 class AnnotatorSpec(_Strict):
     name: str                              # column prefix in lineage; unique per run
     type: Literal["rubric_judge", "pairwise_judge", "flr", "density_ratio", "rm_ensemble"]
-    model: str = "default"                 # key into annotate.models (the strong model for density_ratio)
+    model: str = "default"                 # key into `models` (the strong model for density_ratio)
     weak_model: str | None = None          # density_ratio only
     members: list[str] = Field(default_factory=list)  # rm_ensemble: reward-model folders
     options: dict = Field(default_factory=dict)       # the annotator's own settings (see README)
@@ -39,7 +40,6 @@ class CombineConfig(_Strict):
 
 
 class AnnotateConfig(_Strict):
-    models: dict[str, ModelEndpoint] = Field(default_factory=lambda: {"default": ModelEndpoint()})
     annotators: list[AnnotatorSpec] = Field(default_factory=list)
     combine: CombineConfig = CombineConfig()
 
@@ -52,18 +52,20 @@ class AnnotateConfig(_Strict):
             raise ValueError(f"annotator names must be unique; repeated: {dup}")
         return value
 
-    @model_validator(mode="after")
-    def _known_models(self) -> "AnnotateConfig":
-        for a in self.annotators:
-            for key in (a.model, a.weak_model):
-                if key is not None and key not in self.models:
-                    raise ValueError(f"annotator {a.name!r}: model {key!r} is not in annotate.models "
-                                     f"({', '.join(self.models)})")
-            if a.type == "density_ratio" and a.weak_model is None:
-                raise ValueError(f"annotator {a.name!r}: density_ratio needs weak_model")
-            if a.type == "rm_ensemble" and not a.members:
-                raise ValueError(f"annotator {a.name!r}: rm_ensemble needs members (reward-model folders)")
-            from pipeline.annotate.registry import check_options  # the annotator classes know their options
 
-            check_options(a)
-        return self
+def check_annotator(a: AnnotatorSpec, models: dict[str, ModelEndpoint]) -> None:
+    """Everything about a spec that can be checked before any model loads."""
+    for key in (a.model, a.weak_model):
+        if key is not None and key not in models:
+            raise ValueError(f"annotator {a.name!r}: model {key!r} is not in `models` ({', '.join(models)})")
+    if a.type == "density_ratio" and a.weak_model is None:
+        raise ValueError(f"annotator {a.name!r}: density_ratio needs weak_model")
+    if a.type == "rm_ensemble" and not a.members:
+        raise ValueError(f"annotator {a.name!r}: rm_ensemble needs members (reward-model folders)")
+    from pipeline.annotate.registry import check_options  # the annotator classes know their options
+
+    check_options(a)
+
+
+def default_models() -> dict[str, ModelEndpoint]:
+    return {"default": ModelEndpoint()}

@@ -16,15 +16,18 @@ from pipeline.filters.length_bias import length_bias
 from pipeline.pairs import build_pairs, finalize
 from pipeline.signals.result import SignalResult
 
-SOURCE_KINDS = ("conversations", "ugc", "edits", "judgments")
+SOURCE_KINDS = ("conversations", "ugc", "edits", "judgments", "prompts")
 # tables whose rows are independent, so the flow may mine them in slices
 SLICEABLE = {"conversations", "edits"}
 
 
 def miner(kind: str, cfg: CurateConfig):
-    """The signal miner for a canonical table and its config section, or None when disabled."""
+    """The signal miner for a canonical table and its config section, or None when disabled
+    (prompts have no implicit signal: only a generation recipe makes pairs from them)."""
     from pipeline.signals import conversations, edits, pairwise, ugc
 
+    if kind == "prompts":
+        return None
     section = {"conversations": cfg.signals.conversations, "ugc": cfg.signals.ugc,
                "edits": cfg.signals.edits, "judgments": cfg.signals.pairwise}[kind]
     if not section.enabled:
@@ -37,7 +40,8 @@ def miner(kind: str, cfg: CurateConfig):
 def disabled(kind: str, table: pa.Table) -> SignalResult:
     from pipeline.schema import from_rows
 
-    reason = f"{kind}: signal disabled in the config"
+    reason = ("prompts: a prompt makes pairs only through a generation recipe (best_of_n, flr_mining)"
+              if kind == "prompts" else f"{kind}: signal disabled in the config")
     return SignalResult(unpaired=from_rows("unpaired", [{"record_id": r, "reason": reason}
                                                         for r in set(table["record_id"].to_pylist())]))
 

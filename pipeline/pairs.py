@@ -74,7 +74,8 @@ def build_pairs(raw: pa.Table) -> Candidates:
         "prompt_id": prompt_ids(raw["prompt"]),
         "prompt": raw["prompt"], "chosen": chosen, "rejected": rejected,
         **{c: raw[c] for c in ("score_chosen", "score_rejected", "margin", "source", "signal",
-                               "annotator", "weight", "input_ids", "signal_value", "evidence")},
+                               "annotator", "weight", "input_ids", "signal_value", "evidence", "recipe",
+                               "chosen_origin", "rejected_origin", "generator")},
     })
     table = _merge_duplicates(table)
     c_norm = normalize_ws(first_content(table["chosen"]))
@@ -120,8 +121,9 @@ def finalize(cands: Candidates) -> tuple[pa.Table, pa.Table]:
     nulls = pa.nulls(t.num_rows, pa.string())
     lineage = pa.table({
         "pair_id": t["pair_id"], "input_ids": t["input_ids"], "source": t["source"],
-        "signal": t["signal"], "signal_value": t["signal_value"], "evidence": t["evidence"],
-        "generator": nulls, "annotator": cands.annotation if cands.annotation is not None else nulls,
+        "signal": t["signal"], "recipe": t["recipe"], "chosen_origin": t["chosen_origin"],
+        "rejected_origin": t["rejected_origin"], "signal_value": t["signal_value"], "evidence": t["evidence"],
+        "generator": t["generator"], "annotator": cands.annotation if cands.annotation is not None else nulls,
         "decisions": decisions, "kept": kept,
         "dropped_by": dropped_by,
     })

@@ -23,7 +23,7 @@ TYPES: dict[str, pa.DataType] = {
     "decisions": pa.list_(DECISION),
 }
 
-TABLES = ("raw_pairs", "unpaired", "candidates", "conversations", "ugc", "edits", "judgments", "signals", "pairs", "lineage",
+TABLES = ("raw_pairs", "unpaired", "candidates", "conversations", "ugc", "edits", "judgments", "prompts", "signals", "pairs", "lineage",
           "quarantine", "ledger", "manifest")
 
 

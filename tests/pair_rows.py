@@ -6,7 +6,8 @@ def raw_pair(prompt: str, chosen: str, rejected: str, *, margin=1.0, signal="edi
              ids=("f:1",)) -> dict:
     return dict(prompt=[{"role": "user", "content": prompt}], chosen=chosen, rejected=rejected,
                 score_chosen=margin, score_rejected=0.0, margin=margin, source="test", signal=signal,
-                annotator="test", weight=weight, input_ids=list(ids), signal_value=margin, evidence="{}")
+                annotator="test", weight=weight, input_ids=list(ids), signal_value=margin, evidence="{}",
+                recipe="implicit", chosen_origin="log", rejected_origin="log", generator=None)
 
 
 def raw_table(rows):

@@ -51,9 +51,12 @@ WQRM = {"id": "w1", "genre": "fiction", "instruction": {"plot": "A cat travels."
         "best_cot": {"candidate": "draft three"},
         "annotations": [{"first_draft": "Least Preferred Writing Option", "random_cot": "Second Favorite Writing Option",
                          "best_cot": "Most Preferred Writing Option"}]}
+PROMPT = {"id": "p1", "prompt": "Name a prime number."}
+PROMPT_CHAT = {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"},
+                            {"role": "user", "content": "Tell me a joke."}]}
 
 ALL = [SHAREGPT, CHAT, WILDCHAT, SE_QUESTION, SE_ANSWER, SE_COMMENT, THREAD, LAMP_EDIT, R3, EDIT, PANDALM, PAIRWISE,
-       LAMP_RANKING, WQRM]
+       LAMP_RANKING, WQRM, PROMPT]
 
 
 def line(record) -> bytes:

@@ -12,11 +12,11 @@ from annotate_items import SAMPLES
 
 pytestmark = pytest.mark.slow
 
-RECIPE = {"annotate": {
+RECIPE = {
     "models": {"default": {"model": "SmolLM2-135M-Instruct", "backend": "vllm", "max_model_len": 2048}},
-    "annotators": [{"name": "judge", "type": "pairwise_judge", "options": {"verdict_from": "logprobs"}},
-                   {"name": "flr", "type": "flr"}],
-    "combine": {"min_agreement": 0.6}}}
+    "annotate": {"annotators": [{"name": "judge", "type": "pairwise_judge", "options": {"verdict_from": "logprobs"}},
+                                {"name": "flr", "type": "flr"}],
+                 "combine": {"min_agreement": 0.6}}}
 
 
 @pytest.fixture(scope="module")

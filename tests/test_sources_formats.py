@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.sources import merge, read_file, read_inputs
-from sources_fixtures import (ALL, CHAT, EDIT, LAMP_EDIT, LAMP_RANKING, PAIRWISE, R3, SE_ANSWER, SE_COMMENT, SE_QUESTION,
+from sources_fixtures import (ALL, CHAT, EDIT, LAMP_EDIT, LAMP_RANKING, PAIRWISE, PROMPT, PROMPT_CHAT, R3, SE_ANSWER, SE_COMMENT, SE_QUESTION,
                               SHAREGPT, THREAD, WILDCHAT, WQRM, cfg, quarantined, rows, write_lines)
 
 
@@ -18,9 +18,19 @@ def test_mixed_file_every_format(tmp_path):
     assert batch.records.num_rows == len(ALL)
     assert batch.stats["formats"] == {"sharegpt": 1, "chat": 1, "wildchat": 1, "se_post": 2, "se_comment": 1,
                                       "thread": 1, "lamp": 1, "r3": 1, "edit": 1, "pandalm": 1, "pairwise": 1,
-                                      "lamp_ranking": 1, "wqrm": 1}
+                                      "lamp_ranking": 1, "wqrm": 1, "prompt": 1}
     assert {t: len(rows(batch, t)) for t in batch.tables} == {"conversations": 3, "ugc": 3 + 4, "edits": 3,
-                                                              "judgments": 3 + 3 + 3 + 3}
+                                                              "judgments": 3 + 3 + 3 + 3, "prompts": 1}
+
+
+def test_prompt_records_text_or_chat_ending_with_a_user_turn(tmp_path):
+    """A chat prompt without a final user turn is a conversation log, not a prompt: with a
+    `messages` key it is read as a chat log; a `prompt` chat ending with an answer is quarantined."""
+    bad = {"prompt": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}
+    batch = read_file(write_lines(tmp_path / "p.jsonl", [PROMPT, {"prompt": PROMPT_CHAT["messages"]}, bad]), cfg())
+    assert [r["prompt"] for r in rows(batch, "prompts")] == [[{"role": "user", "content": "Name a prime number."}],
+                                                             PROMPT_CHAT["messages"]]
+    assert [(q["line"], q["error_kind"]) for q in quarantined(batch)] == [(3, "bad_role")]
 
 
 def test_conversation_formats(tmp_path):

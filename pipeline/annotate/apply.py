@@ -4,12 +4,11 @@ as (a, b); its verdict, margins, raw evidence and identity go to the pair's line
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from pipeline.annotate.registry import build_annotators
+from pipeline.annotate.registry import Runners, build_annotators
 from pipeline.columns import first_content
 from pipeline.config_annotate import AnnotateConfig
 from pipeline.filters.consistency import combine_verdicts
@@ -39,13 +38,10 @@ def annotator_stats(annotators: list, verdicts: dict) -> dict:
     return out
 
 
-def annotate_candidates(cands: Candidates, cfg: AnnotateConfig, cache_path: Path | None) -> dict:
+def annotate_candidates(cands: Candidates, cfg: AnnotateConfig, runners: Runners) -> dict:
     alive, idx = cands.alive()
-    annotators, runners = build_annotators(cfg, cache_path)
-    try:
-        verdicts, margins = run_annotators(annotators, alive) if len(idx) else ({}, {})
-    finally:
-        runners.close()
+    annotators = build_annotators(cfg.annotators, runners)
+    verdicts, margins = run_annotators(annotators, alive) if len(idx) else ({}, {})
     if not len(idx):
         return {"annotators": {}}
     described = {a.name: a.describe() for a in annotators}

@@ -17,7 +17,12 @@ def rm_members(workspace: Path) -> list[str]:
         if root.is_dir() else []
 
 
-def cpu_annotators(workspace: Path, backend: str = "vllm") -> AnnotateConfig:
+def cpu_models(backend: str = "vllm") -> dict[str, ModelEndpoint]:
+    return {"default": ModelEndpoint(backend=backend), "weak": ModelEndpoint(model=WEAK_MODEL, backend=backend)}
+
+
+def cpu_annotators(workspace: Path) -> AnnotateConfig:
+    """The annotators (on the endpoints of `cpu_models`)."""
     specs = [
         AnnotatorSpec(name="rubric_judge", type="rubric_judge"),
         AnnotatorSpec(name="pairwise_judge", type="pairwise_judge"),
@@ -29,6 +34,4 @@ def cpu_annotators(workspace: Path, backend: str = "vllm") -> AnnotateConfig:
     members = rm_members(workspace)
     if members:
         specs.append(AnnotatorSpec(name="rm_ensemble", type="rm_ensemble", members=members))
-    return AnnotateConfig(models={"default": ModelEndpoint(backend=backend),
-                                  "weak": ModelEndpoint(model=WEAK_MODEL, backend=backend)},
-                          annotators=specs)
+    return AnnotateConfig(annotators=specs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from pipeline.config_annotate import AnnotateConfig, AnnotatorSpec, ModelEndpoint
+from pipeline.config_annotate import AnnotatorSpec, ModelEndpoint
 
 
 class AnnotatorConfigError(ValueError):
@@ -73,11 +73,9 @@ def build(spec: AnnotatorSpec, runners: Runners):
         raise AnnotatorConfigError(f"annotator {spec.name!r} ({spec.type}): {exc}") from exc
 
 
-def build_annotators(cfg: AnnotateConfig, cache_path: Path | None,
-                     only: list[str] | None = None) -> tuple[list, Runners]:
-    specs = cfg.annotators if not only else [a for a in cfg.annotators if a.name in only]
-    missing = sorted(set(only or []) - {a.name for a in cfg.annotators})
+def build_annotators(specs: list[AnnotatorSpec], runners: Runners, only: list[str] | None = None) -> list:
+    chosen = specs if not only else [a for a in specs if a.name in only]
+    missing = sorted(set(only or []) - {a.name for a in specs})
     if missing:
-        raise AnnotatorConfigError(f"no annotator named {missing}; configured: {[a.name for a in cfg.annotators]}")
-    runners = Runners(cfg.models, cache_path)
-    return [build(s, runners) for s in specs], runners
+        raise AnnotatorConfigError(f"no annotator named {missing}; configured: {[a.name for a in specs]}")
+    return [build(s, runners) for s in chosen]

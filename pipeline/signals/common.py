@@ -88,8 +88,10 @@ def id_lists(*columns) -> pa.ListArray:
 
 
 def pairs_table(n: int, *, prompt, chosen, rejected, score_chosen, score_rejected, margin, source,
-                signal, annotator, weight, input_ids, signal_value, evidence) -> pa.Table:
-    """Assemble and validate a raw_pairs table (scalars are broadcast)."""
+                signal, annotator, weight, input_ids, signal_value, evidence, recipe="implicit",
+                chosen_origin="log", rejected_origin="log", generator=None) -> pa.Table:
+    """Assemble and validate a raw_pairs table (scalars are broadcast). Origins say who wrote
+    each side (schemas/raw_pairs.yaml); `generator` holds the model and sampling of model-written sides."""
     if n == 0:
         return empty("raw_pairs")
     f64 = lambda v: pa.array(np.broadcast_to(np.asarray(v, dtype=float), (n,)))  # noqa: E731
@@ -98,7 +100,9 @@ def pairs_table(n: int, *, prompt, chosen, rejected, score_chosen, score_rejecte
         "score_chosen": f64(score_chosen), "score_rejected": f64(score_rejected), "margin": f64(margin),
         "source": strings(source, n), "signal": strings(signal, n), "annotator": strings(annotator, n),
         "weight": f64(weight), "input_ids": input_ids, "signal_value": f64(signal_value),
-        "evidence": strings(evidence, n),
+        "evidence": strings(evidence, n), "recipe": strings(recipe, n),
+        "chosen_origin": strings(chosen_origin, n), "rejected_origin": strings(rejected_origin, n),
+        "generator": pa.nulls(n, pa.string()) if generator is None else strings(generator, n),
     })
     return conform("raw_pairs", t)
 

@@ -52,7 +52,7 @@ def mine_edits(table: pa.Table, cfg: EditSignalConfig) -> SignalResult:
         len(k), prompt=kt["prompt"], chosen=kt["edited"], rejected=kt["original"],
         score_chosen=1.0, score_rejected=0.0, margin=d[k], source="edits", signal="edit",
         annotator=concat("human:", pc.fill_null(kt["editor"], "editor")), weight=1.0,
-        input_ids=id_lists(kt["record_id"]), signal_value=d[k],
+        input_ids=id_lists(kt["record_id"]), signal_value=d[k], chosen_origin="human_edit",
         evidence=json_column(edit_id=kt["edit_id"], token_distance=pa.array(d[k]),
                              original_tokens=pa.array(n_orig[k]), edited_tokens=pa.array(n_edit[k]),
                              editor=kt["editor"], format=kt["format"]))

@@ -124,7 +124,7 @@ def mine_ugc(table: pa.Table, cfg: UgcSignalConfig) -> SignalResult:
         score_chosen=adjusted[ck], score_rejected=adjusted[rk], margin=gk, source="ugc", signal="ugc_votes",
         annotator="implicit:community_votes", weight=gk / (gk + cfg.weight_half_gap),
         input_ids=id_lists(take(rid, qk), take(rid, ck), take(rid, rk), _list_of(c_pair, len(k), rid)),
-        signal_value=gk,
+        signal_value=gk, chosen_origin="human", rejected_origin="human",
         evidence=json_column(
             question=take(post_id, qk), chosen=take(post_id, ck), rejected=take(post_id, rk),
             chosen_by=pa.array(how[k]), chosen_votes=pa.array(score[ck]), rejected_votes=pa.array(score[rk]),

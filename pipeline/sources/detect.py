@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from . import conversations, edits, judgments, ugc
+from . import conversations, edits, judgments, prompts, ugc
 
 _DEPTH = re.compile(r"^rev_depth_\d+$")
 
@@ -38,6 +38,7 @@ FORMATS: tuple[Format, ...] = (
     Format("lamp_ranking", "judgments", _has("responses", "ranking_best_to_worst"), judgments.lamp_ranking),
     Format("wqrm", "judgments", lambda rec: "annotations" in rec and any(k in rec for k in judgments.WQRM_DRAFTS),
            judgments.wqrm),
+    Format("prompt", "prompts", _has("prompt"), prompts.prompt),  # last: many formats also carry a prompt
 )
 
 

@@ -17,7 +17,7 @@ from .detect import detect
 from .fields import Ctx, RecordError, type_name
 
 TEXT_COLUMNS = {"conversations": ["messages"], "ugc": ["text", "title"], "edits": ["prompt", "original", "edited"],
-                "judgments": ["prompt", "response_a", "response_b"]}
+                "judgments": ["prompt", "response_a", "response_b"], "prompts": ["prompt"]}
 MESSAGE_COLUMNS = {"messages", "prompt"}
 
 
