@@ -106,12 +106,18 @@ class Pugc(_Recipe):
     writer: str | None = None              # key into `models` for the question and the check (default: the policy's)
     n: int = Field(4, ge=2)
     sampling: SamplingConfig = SamplingConfig(temperature=0.8, top_p=0.95, max_tokens=256)
-    scorer: AnnotatorSpec = _scorer("rubric_judge")
+    scorer: AnnotatorSpec = _scorer("rubric_judge")  # a rubric judge: it grades against the content as reference
     min_doc_chars: PositiveInt = 200       # shorter answers say too little to grade against
     max_doc_chars: PositiveInt = 4000
     min_doc_score: int = 1                 # community votes an answer needs to count as content
 
-    _scorer_is_pointwise = field_validator("scorer")(_pointwise)
+    @field_validator("scorer")
+    @classmethod
+    def _judge(cls, value: AnnotatorSpec) -> AnnotatorSpec:
+        if value.type != "rubric_judge":
+            raise ValueError(f"pugc grades answers against the user content: its scorer must be a rubric_judge "
+                             f"(it takes a reference text), not {value.type}")
+        return value
 
 
 Recipe = Annotated[Union[BestOfN, FlrMining, Drift, WildFeedback, Pugc], Field(discriminator="type")]

@@ -62,3 +62,14 @@ def openai_runner(vllm_server):
     runner = ModelRunner(backend="openai", max_model_len=2048, base_url=vllm_server)
     yield runner
     runner.close()
+
+
+@pytest.fixture(scope="session")
+def recipe_runners(vllm_runner):
+    """The session's vLLM engine as the `default` endpoint of a recipe run (Runners.get serves it)."""
+    from pipeline.annotate.registry import Runners
+    from pipeline.config_annotate import ModelEndpoint
+
+    runners = Runners({"default": ModelEndpoint(max_model_len=2048)}, None)
+    runners.open["default"] = vllm_runner
+    return runners

@@ -56,7 +56,28 @@ def test_quality_guard_and_margin_threshold_record_reasons():
     assert by_id["f:1"]["dropped_by"] == "quality" and "letters or digits" in by_id["f:1"]["decisions"][-1]["reason"]
     assert by_id["f:2"]["dropped_by"] == "margin" and by_id["f:2"]["decisions"][-1]["reason"] == "margin 0.01 < 0.05 for edit"
     assert by_id["f:3"]["kept"] and [d["filter"] for d in by_id["f:3"]["decisions"]] == [
-        "tie_rule", "quality", "margin", "prompt_dedup", "per_prompt_cap"]
+        "tie_rule", "quality", "side_distance", "margin", "prompt_dedup", "per_prompt_cap"]
+
+
+def test_side_distance_drops_a_rewrite_that_barely_changed_the_rejected_answer():
+    """DRIFT's guard: a DSAT rewrite with one word of twenty-five changed is no preference; the
+    edit signal (no threshold here) is not checked by this filter."""
+    answer = ("The capital of Australia is Sydney, which is also its largest city and the seat of its "
+              "federal parliament and government since the year 1901.")
+    cands = build_pairs(raw_table([
+        raw_pair("q1", answer.replace("Sydney", "Canberra"), answer, signal="dsat_rewrite", ids=["f:1"]),
+        raw_pair("q2", "Canberra has been the capital since 1913.", answer, signal="dsat_rewrite", ids=["f:2"]),
+        raw_pair("q3", answer.replace("Sydney", "Canberra"), answer, signal="edit", ids=["f:3"]),
+    ]))
+    apply_filters(cands, _no_semantic())
+    _, lineage = finalize(cands)
+    by_id = {r["input_ids"][0]: r for r in lineage.to_pylist()}
+    near = next(d for d in by_id["f:1"]["decisions"] if d["filter"] == "side_distance")
+    assert by_id["f:1"]["dropped_by"] == "side_distance"
+    assert near["reason"] == f"chosen-rejected token distance {1 / 25} < 0.05"
+    assert by_id["f:2"]["kept"] and by_id["f:3"]["kept"]
+    assert next(d for d in by_id["f:3"]["decisions"] if d["filter"] == "side_distance")["reason"] == \
+        "no side-distance threshold for this signal"
 
 
 def test_per_prompt_cap_keeps_highest_margins():

@@ -18,14 +18,15 @@ class TemplateError(ValueError):
 
 
 @cache
-def load_template(name_or_path: str, required: tuple[str, ...] = ()) -> dict:
-    """A bundled template by name (`rubric_judge`) or a YAML file path; adds `hash`."""
+def load_template(name_or_path: str, required: tuple[str, ...] = (), package: str = "pipeline.annotate") -> dict:
+    """A template bundled in `package`'s templates/ folder by name (`rubric_judge`) or a YAML file
+    path; adds `hash`."""
     path = Path(name_or_path)
     try:
         if path.suffix in (".yaml", ".yml"):
             text = path.read_text(encoding="utf-8")
         else:
-            text = resources.files("pipeline.annotate").joinpath("templates").joinpath(f"{name_or_path}.yaml").read_text(
+            text = resources.files(package).joinpath("templates").joinpath(f"{name_or_path}.yaml").read_text(
                 encoding="utf-8")
     except (OSError, FileNotFoundError) as exc:
         raise TemplateError(f"template {name_or_path!r}: cannot read it ({exc})") from exc

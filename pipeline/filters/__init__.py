@@ -8,6 +8,7 @@ from pipeline.config import FiltersConfig
 from pipeline.filters.dedup import dedup_prompts
 from pipeline.filters.per_prompt import cap_per_prompt
 from pipeline.filters.quality import margin_threshold, quality_guard
+from pipeline.filters.side_distance import side_distance
 from pipeline.pairs import Candidates
 
 
@@ -15,6 +16,7 @@ def apply_filters(cands: Candidates, cfg: FiltersConfig, cache_dir: Path | None 
     """Run the filters in order; returns stats (e.g. embedding cache hits) for the manifest."""
     stats: dict = {}
     for name, run in (("quality", lambda t: quality_guard(t, cfg.quality)),
+                      ("side_distance", lambda t: side_distance(t, cfg.min_side_distance)),
                       ("margin", lambda t: margin_threshold(t, cfg.min_margin)),
                       ("prompt_dedup", lambda t: dedup_prompts(t, cfg.dedup, cache_dir, stats)),
                       ("per_prompt_cap", lambda t: cap_per_prompt(t, cfg.per_prompt_cap))):

@@ -38,21 +38,27 @@ def _take(values: pa.Array, idx: np.ndarray) -> pa.Array:
     return values.take(pa.array(np.where(idx < 0, 0, idx), mask=idx < 0))
 
 
+def label_turns(table: pa.Table, cfg: ConversationSignalConfig) -> tuple[pa.Table, np.ndarray, pa.Table]:
+    """(explode_turns(table), the flat indices of the classified user turns, their labels)."""
+    turns = explode_turns(table)
+    content = turns["content"].combine_chunks()
+    cl = np.flatnonzero(turns["classified"].to_numpy(zero_copy_only=False))
+    prev_answer, prev_request = turns["prev_answer"].to_numpy(), turns["prev_request"].to_numpy()
+    labels = classify_turns(content.take(pa.array(cl)), _take(content, prev_request[cl]),
+                            _take(content, prev_answer[cl]), cfg)
+    return turns, cl, labels
+
+
 def mine_conversations(table: pa.Table, cfg: ConversationSignalConfig) -> SignalResult:
     table = conform("conversations", table)
     if table.num_rows == 0:
         return SignalResult()
-    turns = explode_turns(table)
+    turns, cl, labels = label_turns(table, cfg)
     content = turns["content"].combine_chunks()
     conv = turns["conv"].to_numpy()
     tix = turns["turn_index"].to_numpy()
-    classified = turns["classified"].to_numpy(zero_copy_only=False)
     prev_answer = turns["prev_answer"].to_numpy()
     prev_request = turns["prev_request"].to_numpy()
-
-    cl = np.flatnonzero(classified)
-    labels = classify_turns(content.take(pa.array(cl)), _take(content, prev_request[cl]),
-                            _take(content, prev_answer[cl]), cfg)
     record_ids = table["record_id"].combine_chunks()
     signals = conform("signals", pa.table({
         "record_id": record_ids.take(pa.array(conv[cl])),

@@ -43,6 +43,11 @@ def _list_of(groups: np.ndarray, n_groups: int, values: pa.Array) -> pa.ListArra
     return pa.ListArray.from_arrays(pa.array(offsets), values.take(pa.array(order)))
 
 
+def question_text(title, text) -> pa.Array:
+    """A question post as the request it makes: its title, a blank line, its body."""
+    return pc.utf8_trim_whitespace(concat(pc.fill_null(title, ""), "\n\n", text))
+
+
 def mine_ugc(table: pa.Table, cfg: UgcSignalConfig) -> SignalResult:
     table = conform("ugc", table)
     n = table.num_rows
@@ -115,8 +120,7 @@ def mine_ugc(table: pa.Table, cfg: UgcSignalConfig) -> SignalResult:
     pair_of_answer[ck], pair_of_answer[rk] = np.arange(len(k)), np.arange(len(k))
     c_pair = np.where(counted, pair_of_answer[np.clip(parent, 0, None)], -1)
     evidence_comments = _list_of(c_pair, len(k), post_id)
-    title = pc.fill_null(table["title"].combine_chunks().take(pa.array(qk)), "")
-    prompt_text = pc.utf8_trim_whitespace(concat(title, "\n\n", text.take(pa.array(qk))))
+    prompt_text = question_text(table["title"].combine_chunks().take(pa.array(qk)), text.take(pa.array(qk)))
     take = lambda a, idx: a.take(pa.array(idx))  # noqa: E731
     gk = gap[k].astype(float)
     pairs = pairs_table(
