@@ -1,5 +1,6 @@
 """The `curate` Prefect flow: read inputs (a task per file) -> mine signals (a task per table,
-sliced into batches where rows are independent) -> pairs and filters -> ledger -> commit a
+sliced into batches where rows are independent) -> generation recipes (a task each, sharing one
+engine per model with the annotators) -> pairs, filters and annotators -> ledger -> commit a
 version. Thin by rule: the work lives in pipeline/ stages."""
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from pipeline.config import CurateConfig
-from pipeline.curation import (SLICEABLE, SOURCE_KINDS, combine, disabled, miner, select_pairs,
+from pipeline.curation import (SLICEABLE, SOURCE_KINDS, combine, disabled, miner, model_runners, select_pairs,
                                version_tables_and_manifest)
+from pipeline.recipes import RecipeContext, run_recipe
 from pipeline.sources import SourceBatch, merge, read_file, unique_labels
 from pipeline.store import commit_version
 
@@ -31,9 +33,14 @@ def mine(kind: str, part: int, table, cfg: CurateConfig):
     return run(table) if run else disabled(kind, table)
 
 
+@task(name="run-recipe", cache_policy=NO_CACHE, task_run_name="recipe-{name}")
+def recipe(name: str, spec, tables: dict, ctx: RecipeContext):
+    return run_recipe(spec, tables, ctx)
+
+
 @task(name="select-pairs", cache_policy=NO_CACHE)
-def select(raw, cfg: CurateConfig, cache_dir: Path):
-    return select_pairs(raw, cfg, cache_dir)
+def select(raw, cfg: CurateConfig, cache_dir: Path, runners):
+    return select_pairs(raw, cfg, cache_dir, runners)
 
 
 @task(name="ledger-and-manifest", cache_policy=NO_CACHE)
@@ -70,9 +77,18 @@ def curate(inputs: list[str], dataset: str, workspace: str, config: dict | None 
         step = cfg.batch_size if kind in SLICEABLE else table.num_rows
         mined += [mine.submit(kind, i // step, table.slice(i, step), cfg)
                   for i in range(0, table.num_rows, step)]
-    signals = combine([m.result() for m in mined])
+    results = [m.result() for m in mined]
 
-    pairs, lineage, stats = select(signals.pairs, cfg, ws / "cache")
+    runners = model_runners(cfg, ws / "cache")
+    try:  # recipes run one after another: they share the engines (and the CPU or GPU)
+        ctx = RecipeContext(runners, cfg.policy, cfg.signals.conversations, log.info)
+        made = {spec.name: recipe(spec.name, spec, batch.tables, ctx) for spec in cfg.recipes}
+        signals = combine(results + [m.result for m in made.values()])
+        pairs, lineage, stats = select(signals.pairs, cfg, ws / "cache", runners)
+    finally:
+        runners.close()
+    if made:
+        stats["recipes"] = {spec.name: {"type": spec.type, **made[spec.name].stats} for spec in cfg.recipes}
     tables, manifest = account(batch, signals, pairs, lineage, stats, cfg)
     log.info("ledger: %s", {k: manifest["ledger"][k] for k in ("inputs", "kept", "filtered", "quarantined", "pairs")})
     return commit(ws, dataset, tables, manifest)

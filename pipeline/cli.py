@@ -44,7 +44,9 @@ def curate(inputs: Annotated[list[Path], typer.Argument(help="JSON, JSONL, .gz o
            config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config")] = None,
            as_json: AsJson = False):
     """Run the curate flow on INPUTS and commit a new version of the dataset."""
+    from pipeline.annotate.registry import AnnotatorConfigError
     from pipeline.config import ConfigError, load_config
+    from pipeline.models import ModelError
     from pipeline.store import StoreError
 
     try:
@@ -58,6 +60,8 @@ def curate(inputs: Annotated[list[Path], typer.Argument(help="JSON, JSONL, .gz o
         manifest = curate_flow([str(p) for p in inputs], dataset, str(ws), cfg.model_dump())
     except (NoUsableInput, StoreError) as exc:
         fail(str(exc))
+    except (AnnotatorConfigError, ModelError) as exc:
+        fail(str(exc), 2)
     from pipeline.summary import print_summary
 
     print_summary(out, manifest, ws)

@@ -125,7 +125,9 @@ Recipe = Annotated[Union[BestOfN, FlrMining, Drift, WildFeedback, Pugc], Field(d
 
 class MixingConfig(_Strict):
     """The report on a run's pairs per recipe: cross-family chosen/rejected and separability (S18)."""
-    separability: bool = True              # logistic regression on embeddings, chosen vs rejected
+    # logistic regression on embeddings, chosen vs rejected: for slices with a model-written side
+    # (`generated`; embedding every implicit slice costs ~1 min of CPU per 2,000 pairs), `all` or `off`
+    separability: Literal["off", "generated", "all"] = "generated"
     model: str = "all-MiniLM-L6-v2"
     max_auc: float = 0.95                  # above: the slice is separable by surface cues (warned)
     min_pairs: PositiveInt = 20            # smaller slices are not probed

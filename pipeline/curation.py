@@ -13,6 +13,7 @@ from pipeline.columns import value_counts
 from pipeline.config import CurateConfig
 from pipeline.filters import apply_filters
 from pipeline.filters.length_bias import length_bias
+from pipeline.mixing import mixing_report
 from pipeline.pairs import build_pairs, finalize
 from pipeline.signals.result import SignalResult
 
@@ -52,21 +53,36 @@ def combine(results: list[SignalResult]) -> SignalResult:
                         signals=pa.concat_tables([r.signals for r in results]) if results else SignalResult().signals)
 
 
-def select_pairs(raw: pa.Table, cfg: CurateConfig, cache_dir: Path | None) -> tuple[pa.Table, pa.Table, dict]:
-    """raw signal pairs -> (pairs, lineage, stats): ids, tie rule, filters, length-bias report."""
+def model_runners(cfg: CurateConfig, cache_dir: Path | None):
+    """One runner (one engine) per `models` endpoint for a whole run, sharing the request cache."""
+    from pipeline.annotate.registry import Runners
+
+    return Runners(cfg.models, cache_dir / "requests.sqlite" if cache_dir else None)
+
+
+def select_pairs(raw: pa.Table, cfg: CurateConfig, cache_dir: Path | None,
+                 runners=None) -> tuple[pa.Table, pa.Table, dict]:
+    """raw signal pairs -> (pairs, lineage, stats): ids, tie rule, filters, annotators (on the
+    run's `runners`, or its own), length-bias and mixing reports."""
     cands = build_pairs(raw)
     filter_stats = apply_filters(cands, cfg.filters, cache_dir)
     if cfg.annotate.annotators:  # model-based annotators run on what survived the cheap filters
         from pipeline.annotate.apply import annotate_candidates
 
-        filter_stats["annotation"] = annotate_candidates(
-            cands, cfg.annotate, cache_dir / "requests.sqlite" if cache_dir else None)
+        own = runners is None
+        runners = model_runners(cfg, cache_dir) if own else runners
+        try:
+            filter_stats["annotation"] = annotate_candidates(cands, cfg.annotate, runners)
+        finally:
+            if own:
+                runners.close()
     pairs, lineage = finalize(cands)
     funnel = {"raw_pairs": raw.num_rows, "unique_pairs": cands.table.num_rows}
     for name, passed, _ in cands.log:  # rows a filter did not see (null) were dropped before it
         funnel[f"after_{name}"] = int(pc.sum(pc.fill_null(passed, False)).as_py() or 0)
     stats = {"funnel": funnel, "length_bias": length_bias(pairs), **filter_stats,
-             "pairs_by_signal": value_counts(pairs["signal"])}
+             "pairs_by_signal": value_counts(pairs["signal"]),
+             "mixing": mixing_report(pairs, lineage, cfg.mixing, cache_dir)}
     return pairs, lineage, stats
 
 

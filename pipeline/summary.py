@@ -18,9 +18,13 @@ def print_summary(console: Console, manifest: dict, workspace: Path) -> None:
         t.add_column(col, justify="right")
     t.add_row(*[str(ledger[c]) for c in ("inputs", "kept", "filtered", "quarantined", "pairs")])
     console.print(t)
-    by_signal = manifest["stats"].get("pairs_by_signal", {})
-    if by_signal:
-        console.print("pairs by signal: " + ", ".join(f"{k}={v}" for k, v in sorted(by_signal.items())))
+    mixing = manifest["stats"].get("mixing", {})
+    for title, counts in (("pairs by signal", manifest["stats"].get("pairs_by_signal", {})),
+                          ("pairs by recipe", mixing.get("pairs_by_recipe", {}))):
+        if counts:
+            console.print(f"{title}: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    for warning in mixing.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     for title, reasons in (("top filter reasons", ledger["filtered_reasons"]),
                            ("top quarantine reasons", ledger["quarantine_reasons"])):
         if reasons:

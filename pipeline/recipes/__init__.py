@@ -4,6 +4,8 @@ returns pairs (with the recipe's name, the origin of each side and the generator
 the records it made no pair from, with the reason, so the ledger still balances."""
 from __future__ import annotations
 
+import importlib
+
 import pyarrow as pa
 
 from pipeline.recipes.context import RecipeContext
@@ -11,15 +13,9 @@ from pipeline.recipes.output import RecipeOutput
 
 
 def run_recipe(spec, tables: dict[str, pa.Table], ctx: RecipeContext) -> RecipeOutput:
-    from pipeline.recipes.best_of_n import best_of_n
-    from pipeline.recipes.drift import drift
-    from pipeline.recipes.flr_mining import flr_mining
-    from pipeline.recipes.pugc import pugc
-    from pipeline.recipes.wildfeedback import wildfeedback
-
-    run = {"best_of_n": best_of_n, "flr_mining": flr_mining, "drift": drift, "wildfeedback": wildfeedback,
-           "pugc": pugc}[spec.type]
-    return run(spec, tables, ctx)
+    """Run one recipe: module pipeline/recipes/TYPE.py defines the function TYPE."""
+    module = importlib.import_module(f"pipeline.recipes.{spec.type}")
+    return getattr(module, spec.type)(spec, tables, ctx)
 
 
 __all__ = ["RecipeContext", "RecipeOutput", "run_recipe"]

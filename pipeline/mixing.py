@@ -1,0 +1,89 @@
+"""The mixing report of a version (methods 2.4 / 4.6 "More is Less", S18): per slice (recipe and
+signal) of the kept pairs, who wrote chosen and rejected, the share of pairs whose sides come
+from different model families, and how separable chosen is from rejected for a linear probe on
+sentence embeddings (cross-validated ROC AUC; 0.5 = indistinguishable). A model trained on a
+separable slice can learn the surface cue instead of the preference. Warnings go to the manifest
+and the CLI summary."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline.columns import first_content, value_counts
+from pipeline.config_recipes import MixingConfig
+
+FAMILIES = [(re.compile(p, re.I), f) for p, f in (
+    (r"smollm", "smollm"), (r"llama", "llama"), (r"qwen", "qwen"), (r"mistral|mixtral", "mistral"),
+    (r"gemma", "gemma"), (r"\bphi", "phi"), (r"gpt|chatgpt|openai|\bo\d\b", "gpt"), (r"claude", "claude"),
+    (r"deepseek", "deepseek"), (r"olmo", "olmo"), (r"falcon", "falcon"), (r"zephyr", "mistral"))]
+
+
+def family(origin: str, log_family: str = "log") -> str:
+    """The model family of a side's origin. A human edit of a logged reply keeps the reply's
+    family (the text is mostly the model's); an unknown model name is its own family."""
+    if origin in ("log", "human_edit"):
+        return log_family
+    if origin == "human":
+        return "human"
+    model = origin.split(":", 1)[-1].split("@", 1)[0]
+    return next((f for pattern, f in FAMILIES if pattern.search(model)), model.lower())
+
+
+def mixing_report(pairs: pa.Table, lineage: pa.Table, cfg: MixingConfig, cache_dir: Path | None) -> dict:
+    kept = lineage.filter(lineage["kept"])
+    origins = {pid: (c, r) for pid, c, r in zip(kept["pair_id"].to_pylist(), kept["chosen_origin"].to_pylist(),
+                                                 kept["rejected_origin"].to_pylist())}
+    recipe, signal = pairs["recipe"].to_numpy(zero_copy_only=False), pairs["signal"].to_numpy(zero_copy_only=False)
+    ids = pairs["pair_id"].to_pylist()
+    slices, warnings = {}, []
+    for key in sorted(set(zip(recipe, signal))):
+        rows = np.flatnonzero((recipe == key[0]) & (signal == key[1]))
+        name = f"{key[0]}/{key[1]}"
+        c_or = [origins[ids[i]][0] for i in rows]
+        r_or = [origins[ids[i]][1] for i in rows]
+        c_fam = [family(o, cfg.log_family) for o in c_or]
+        r_fam = [family(o, cfg.log_family) for o in r_or]
+        cross = float(np.mean([a != b for a, b in zip(c_fam, r_fam)]))
+        entry = {"pairs": int(len(rows)), "chosen_origin": value_counts(pa.array(c_or)),
+                 "rejected_origin": value_counts(pa.array(r_or)), "cross_family_share": round(cross, 4),
+                 "separability_auc": None}
+        if cross > 0:
+            warnings.append(f"{name}: chosen and rejected come from different model families in {cross:.0%} of "
+                            f"{len(rows)} pairs (chosen {'/'.join(sorted(set(c_fam)))}, "
+                            f"rejected {'/'.join(sorted(set(r_fam)))})")
+        generated = any(o.startswith(("policy:", "generator:")) for o in c_or + r_or)
+        if cfg.separability == "all" or (cfg.separability == "generated" and generated):
+            if len(rows) >= cfg.min_pairs:
+                entry["separability_auc"] = probe(pairs.take(pa.array(rows)), cfg, cache_dir)
+                if entry["separability_auc"] > cfg.max_auc:
+                    warnings.append(f"{name}: a linear probe on embeddings tells chosen from rejected with AUC "
+                                    f"{entry['separability_auc']:.2f} > {cfg.max_auc}: surface cues may be "
+                                    "learned instead of the preference")
+            else:
+                entry["separability_skipped"] = f"fewer than min_pairs {cfg.min_pairs} pairs"
+        slices[name] = entry
+    return {"pairs_by_recipe": value_counts(pairs["recipe"]), "slices": slices, "warnings": warnings}
+
+
+def probe(pairs: pa.Table, cfg: MixingConfig, cache_dir: Path | None) -> float:
+    """Cross-validated ROC AUC of a logistic regression telling chosen from rejected embeddings;
+    folds keep both sides of a pair together, so a pair's prompt cannot leak across folds."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GroupKFold, cross_val_predict
+    from sklearn.metrics import roc_auc_score
+
+    from pipeline.embed import embed
+
+    rng = np.random.default_rng(0)
+    take = np.sort(rng.choice(pairs.num_rows, size=min(cfg.max_pairs, pairs.num_rows), replace=False))
+    sub = pairs.take(pa.array(take))
+    chosen, rejected = first_content(sub["chosen"]).to_pylist(), first_content(sub["rejected"]).to_pylist()
+    vectors, _ = embed(chosen + rejected, cfg.model, cache_dir)
+    y = np.r_[np.ones(len(chosen)), np.zeros(len(rejected))]
+    groups = np.r_[np.arange(len(chosen)), np.arange(len(rejected))]
+    scores = cross_val_predict(LogisticRegression(max_iter=1000), vectors, y, groups=groups,
+                               cv=GroupKFold(n_splits=5), method="predict_proba")[:, 1]
+    return round(float(roc_auc_score(y, scores)), 4)
