@@ -30,7 +30,7 @@ def read_source(path: str, label: str, cfg: CurateConfig) -> SourceBatch:
 @task(name="mine-signals", cache_policy=NO_CACHE, task_run_name="mine-{kind}-{part}")
 def mine(kind: str, part: int, table, cfg: CurateConfig):
     run = miner(kind, cfg)
-    return run(table) if run else disabled(kind, table)
+    return run(table) if run else disabled(kind, table, cfg)
 
 
 @task(name="run-recipe", cache_policy=NO_CACHE, task_run_name="recipe-{name}")

@@ -38,11 +38,17 @@ def miner(kind: str, cfg: CurateConfig):
     return lambda table: fn(table, section)
 
 
-def disabled(kind: str, table: pa.Table) -> SignalResult:
+def disabled(kind: str, table: pa.Table, cfg: CurateConfig) -> SignalResult:
+    """Why a table no miner looks at made no pair. Prompts need a recipe that takes them, which
+    then gives its own reason for each prompt it does not pair."""
     from pipeline.schema import from_rows
 
-    reason = ("prompts: a prompt makes pairs only through a generation recipe (best_of_n, flr_mining)"
-              if kind == "prompts" else f"{kind}: signal disabled in the config")
+    if kind == "prompts":
+        if any("prompts" in getattr(r, "prompts_from", ()) for r in cfg.recipes):
+            return SignalResult()
+        reason = "prompts: a prompt makes pairs only through a generation recipe (best_of_n, flr_mining)"
+    else:
+        reason = f"{kind}: signal disabled in the config"
     return SignalResult(unpaired=from_rows("unpaired", [{"record_id": r, "reason": reason}
                                                         for r in set(table["record_id"].to_pylist())]))
 

@@ -68,6 +68,7 @@ def test_side_distance_drops_a_rewrite_that_barely_changed_the_rejected_answer()
         raw_pair("q1", answer.replace("Sydney", "Canberra"), answer, signal="dsat_rewrite", ids=["f:1"]),
         raw_pair("q2", "Canberra has been the capital since 1913.", answer, signal="dsat_rewrite", ids=["f:2"]),
         raw_pair("q3", answer.replace("Sydney", "Canberra"), answer, signal="edit", ids=["f:3"]),
+        raw_pair("q4", " ".join(answer.split()[:12]), answer, signal="dsat_rewrite", ids=["f:4"]),  # a copy cut short
     ]))
     apply_filters(cands, _no_semantic())
     _, lineage = finalize(cands)
@@ -76,6 +77,8 @@ def test_side_distance_drops_a_rewrite_that_barely_changed_the_rejected_answer()
     assert by_id["f:1"]["dropped_by"] == "side_distance"
     assert near["reason"] == f"chosen-rejected token distance {1 / 25} < 0.05"
     assert by_id["f:2"]["kept"] and by_id["f:3"]["kept"]
+    cut = next(d for d in by_id["f:4"]["decisions"] if d["filter"] == "side_distance")
+    assert by_id["f:4"]["dropped_by"] == "side_distance" and cut["reason"] == "chosen-rejected token distance 0 < 0.05"
     assert next(d for d in by_id["f:3"]["decisions"] if d["filter"] == "side_distance")["reason"] == \
         "no side-distance threshold for this signal"
 
