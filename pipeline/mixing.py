@@ -6,6 +6,7 @@ separable slice can learn the surface cue instead of the preference. Warnings go
 and the CLI summary."""
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -21,31 +22,35 @@ FAMILIES = [(re.compile(p, re.I), f) for p, f in (
     (r"deepseek", "deepseek"), (r"olmo", "olmo"), (r"falcon", "falcon"), (r"zephyr", "mistral"))]
 
 
-def family(origin: str, log_family: str = "log") -> str:
-    """The model family of a side's origin. A human edit of a logged reply keeps the reply's
-    family (the text is mostly the model's); an unknown model name is its own family."""
-    if origin in ("log", "human_edit"):
-        return log_family
-    if origin == "human":
-        return "human"
-    model = origin.split(":", 1)[-1].split("@", 1)[0]
+def family(origin: str, log_family: str = "log", model: str | None = None) -> str:
+    """The model family of a side: from the model that wrote it (its lineage) when known, else
+    from its origin. A human edit of a logged reply keeps the reply's family (the text is mostly
+    the model's); an unknown model name is its own family."""
+    if model is None:
+        if origin in ("log", "human_edit"):
+            return log_family
+        if origin == "human":
+            return "human"
+        model = origin.split(":", 1)[-1].split("@", 1)[0]
     return next((f for pattern, f in FAMILIES if pattern.search(model)), model.lower())
 
 
 def mixing_report(pairs: pa.Table, lineage: pa.Table, cfg: MixingConfig, cache_dir: Path | None) -> dict:
     kept = lineage.filter(lineage["kept"])
-    origins = {pid: (c, r) for pid, c, r in zip(kept["pair_id"].to_pylist(), kept["chosen_origin"].to_pylist(),
-                                                 kept["rejected_origin"].to_pylist())}
+    origins = {}  # pair_id -> ((chosen origin, its model), (rejected origin, its model))
+    for pid, c, r, gen in zip(*(kept[k].to_pylist() for k in ("pair_id", "chosen_origin", "rejected_origin",
+                                                              "generator"))):
+        gen = json.loads(gen) if gen else {}
+        origins[pid] = ((c, gen.get("chosen", {}).get("model")), (r, gen.get("rejected", {}).get("model")))
     recipe, signal = pairs["recipe"].to_numpy(zero_copy_only=False), pairs["signal"].to_numpy(zero_copy_only=False)
     ids = pairs["pair_id"].to_pylist()
     slices, warnings = {}, []
     for key in sorted(set(zip(recipe, signal))):
         rows = np.flatnonzero((recipe == key[0]) & (signal == key[1]))
         name = f"{key[0]}/{key[1]}"
-        c_or = [origins[ids[i]][0] for i in rows]
-        r_or = [origins[ids[i]][1] for i in rows]
-        c_fam = [family(o, cfg.log_family) for o in c_or]
-        r_fam = [family(o, cfg.log_family) for o in r_or]
+        c_or, r_or = ([origins[ids[i]][side][0] for i in rows] for side in (0, 1))
+        c_fam, r_fam = ([family(o, cfg.log_family, m) for o, m in (origins[ids[i]][side] for i in rows)]
+                        for side in (0, 1))
         cross = float(np.mean([a != b for a, b in zip(c_fam, r_fam)]))
         entry = {"pairs": int(len(rows)), "chosen_origin": value_counts(pa.array(c_or)),
                  "rejected_origin": value_counts(pa.array(r_or)), "cross_family_share": round(cross, 4),

@@ -20,6 +20,7 @@ def test_family_of_each_origin():
     assert family("policy:my-policy@iter1") == "my-policy"
     assert family("log", "gpt") == "gpt" and family("human_edit", "gpt") == "gpt"  # an edit keeps the reply's family
     assert family("human") == "human"
+    assert family("policy:my-policy@iter1", model="Qwen2.5-0.5B-Instruct") == "qwen"  # the model, not the label
 
 
 @pytest.fixture(scope="module")
