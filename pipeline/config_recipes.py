@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, field_validator, model_validator
 
 from pipeline.config_annotate import AnnotatorSpec
 
@@ -39,6 +39,13 @@ def _scorer(default_type: str):
     return Field(default_factory=lambda: AnnotatorSpec(name=default_type, type=default_type))
 
 
+def _samples_differ(recipe):
+    if recipe.sampling.temperature == 0:
+        raise ValueError(f"recipe {recipe.name!r}: {recipe.n} samples at temperature 0 would all be the same answer; "
+                         "set sampling.temperature > 0")
+    return recipe
+
+
 def _pointwise(value: AnnotatorSpec) -> AnnotatorSpec:
     if value.type not in POINTWISE:
         raise ValueError(f"scorer {value.name!r} is a {value.type}; ranking samples needs a pointwise scorer "
@@ -55,6 +62,7 @@ class BestOfN(_Recipe):
     scorer: AnnotatorSpec = _scorer("rubric_judge")
 
     _scorer_is_pointwise = field_validator("scorer")(_pointwise)
+    _sampled = model_validator(mode="after")(_samples_differ)
 
 
 class FlrAgreementConfig(_Strict):
@@ -110,6 +118,7 @@ class Pugc(_Recipe):
     min_doc_chars: PositiveInt = 200       # shorter answers say too little to grade against
     max_doc_chars: PositiveInt = 4000
     min_doc_score: int = 1                 # community votes an answer needs to count as content
+    _sampled = model_validator(mode="after")(_samples_differ)
 
     @field_validator("scorer")
     @classmethod

@@ -96,9 +96,11 @@ def test_best_of_n_pairs_the_best_scored_sample_with_the_worst(tables, recipe_ru
     assert reasons[tables["prompts"]["record_id"][5].as_py()] == "bon: beyond max_inputs 3"
 
 
-def test_identical_greedy_samples_tie_and_make_no_pair(tables, recipe_runners):
-    greedy = spec({"name": "greedy", "type": "best_of_n", "n": 2, "max_inputs": 1,
-                   "sampling": {"temperature": 0, "max_tokens": 24}, "scorer": {"name": "judge", "type": "rubric_judge"}})
+def test_identical_samples_tie_and_make_no_pair(tables, recipe_runners):
+    with pytest.raises(ValueError, match="temperature 0 would all be the same answer"):
+        spec({"name": "greedy", "type": "best_of_n", "sampling": {"temperature": 0}})
+    greedy = spec({"name": "greedy", "type": "best_of_n", "n": 2, "max_inputs": 1,  # near-greedy: equal samples
+                   "sampling": {"temperature": 0.01, "max_tokens": 24}, "scorer": {"name": "judge", "type": "rubric_judge"}})
     out = run_recipe(greedy, tables, RecipeContext(recipe_runners))
     assert out.result.pairs.num_rows == 0 and out.stats["all_tied"] == 1
     first = tables["prompts"]["record_id"][0].as_py()
