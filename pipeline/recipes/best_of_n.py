@@ -19,4 +19,4 @@ def best_of_n(spec: BestOfN, tables: dict[str, pa.Table], ctx: RecipeContext) ->
                                                            pa.list_(pa.string())))
     ranked = sample_and_rank(ctx, spec.name, spec.type, prompts, spec.n, spec.sampling, spec.scorer,
                              signal=spec.scorer.type)
-    return output(ranked.pairs, ranked.unpaired + skipped, ranked.stats)
+    return output(ranked.pairs, ranked.unpaired + skipped, {"inputs": prompts.num_rows, **ranked.stats})

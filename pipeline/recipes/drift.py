@@ -50,7 +50,7 @@ def drift(spec: Drift, tables: dict[str, pa.Table], ctx: RecipeContext) -> Recip
         ok.append(i)
         chosen.append(result.value[0].text)
         gens.append({"chosen": ctx.generated(runner, sampling, result, 0, ctx.policy_origin)})
-    stats = {"dsat_turns": turns.num_rows + len(skipped), "rewritten": len(ok),
+    stats = {"dsat_turns": turns.num_rows + len(skipped), "inputs": turns.num_rows, "rewritten": len(ok),
              "generation_seconds": round(seconds, 3)}
     if not ok:
         return output(empty("raw_pairs"), reasons, stats)
