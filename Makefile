@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/curate_samples.py
 	$(BIN)/python benchmarks/annotators.py
 	$(BIN)/python benchmarks/injection.py
+	$(BIN)/python benchmarks/recipes.py
 
 clean:
 	rm -rf $(VENV) $(WS) .pytest_cache
