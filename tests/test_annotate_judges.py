@@ -33,7 +33,7 @@ def test_rubric_judge_scores_every_aspect_as_json(vllm_runner, items):
         assert score == ev["overall"] and isinstance(ev["rationale"], str)
         assert json.loads(ev["raw"][-1])["overall"] == ev["overall"]
     d = judge.describe()
-    assert d["template"] == "rubric-v1" and len(d["template_hash"]) == 64 and d["temperature"] == 0.0
+    assert d["template"] == "rubric-v2" and len(d["template_hash"]) == 64 and d["temperature"] == 0.0
     again = judge.score(pointwise(items))  # temperature 0: the same verdicts
     assert again["score"].to_pylist() == out["score"].to_pylist()
 

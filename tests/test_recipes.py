@@ -151,3 +151,20 @@ def test_flr_agreement_scores_logged_answers_by_the_label_of_the_next_turn(table
     assert report["scored"] == report["sat"] + report["dsat"] == 4
     assert 0 <= report["sign_agreement"] <= 1 and report["scorer"]["type"] == "flr"
     assert report["auc"] is None or 0 <= report["auc"] <= 1
+
+
+def test_a_pairs_checklist_goes_to_the_judges_with_both_sides():
+    """In curate, the checklist WildFeedback wrote into a pair's evidence becomes the judges'
+    per-item `checklist`; pointwise judges see it with each side."""
+    from pipeline.annotate.apply import checklists
+    from pipeline.annotate.base import distinct_sides
+
+    evidence = pa.array([json.dumps({"checklist": ["Is it in French?", "Under 50 words?"]}), "{}", None])
+    assert checklists(evidence).to_pylist() == [["Is it in French?", "Under 50 words?"], None, None]
+    prompt = [{"role": "user", "content": "Translate: good morning"}]
+    flat, a, b = distinct_sides(pa.table({"prompt": [prompt] * 3, "response_a": ["Bonjour", "Bonjour", "Hola"],
+                                          "response_b": ["Hello", "Salut", "Hello"],
+                                          "checklist": checklists(evidence)}))
+    rows = flat.to_pylist()
+    assert rows[a[0]]["checklist"] == rows[b[0]]["checklist"] == ["Is it in French?", "Under 50 words?"]
+    assert rows[a[1]]["checklist"] is None and a[1] != a[0]  # same text, other checklist: scored separately

@@ -19,10 +19,17 @@ def _num(x) -> float | None:
     return None if x is None or not np.isfinite(x) else round(float(x), 6)
 
 
+def checklists(evidence: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """The per-pair checklist a recipe wrote into the evidence (WildFeedback), null elsewhere:
+    the judges grade against it (user-guided evaluation)."""
+    return pa.array([(json.loads(e) or {}).get("checklist") if e else None for e in evidence.to_pylist()],
+                    pa.list_(pa.string()))
+
+
 def run_annotators(annotators: list, pairs: pa.Table) -> tuple[dict, dict]:
     """Every annotator's verdicts on (chosen, rejected) and its margins."""
     items = pa.table({"prompt": pairs["prompt"], "response_a": first_content(pairs["chosen"]),
-                      "response_b": first_content(pairs["rejected"])})
+                      "response_b": first_content(pairs["rejected"]), "checklist": checklists(pairs["evidence"])})
     verdicts = {a.name: a.compare(items) for a in annotators}
     return verdicts, {a.name: a.margins(verdicts[a.name]) for a in annotators}
 

@@ -54,15 +54,18 @@ def row_error(result) -> str:
 
 def distinct_sides(items: pa.Table) -> tuple[pa.Table, np.ndarray, np.ndarray]:
     """Every distinct (prompt, response) of a pairs table once, as pointwise items, and the
-    position of each pair's a and b side in it: each response is scored once per run."""
-    prompts = items["prompt"].to_pylist()
+    position of each pair's a and b side in it: each response is scored once per run. A pair's
+    `reference` and `checklist` (when the table has them) go with both of its sides."""
+    extras = [c for c in ("reference", "checklist") if c in items.column_names]
+    context = [json.dumps(x, sort_keys=True) for x in zip(items["prompt"].to_pylist(),
+                                                           *(items[c].to_pylist() for c in extras))]
     keys: dict[tuple, int] = {}
-    sides = [np.array([keys.setdefault((json.dumps(p, sort_keys=True), r), len(keys))
-                       for p, r in zip(prompts, items[col].to_pylist())], dtype=int)
+    sides = [np.array([keys.setdefault((c, r), len(keys)) for c, r in zip(context, items[col].to_pylist())], dtype=int)
              for col in ("response_a", "response_b")]
-    flat = list(keys)
-    table = pa.table({"prompt": pa.array([json.loads(p) for p, _ in flat], items["prompt"].type),
-                      "response": pa.array([r for _, r in flat], pa.string())})
+    flat = [(json.loads(c), r) for c, r in keys]
+    table = pa.table({"prompt": pa.array([c[0] for c, _ in flat], items["prompt"].type),
+                      "response": pa.array([r for _, r in flat], pa.string()),
+                      **{name: pa.array([c[k] for c, _ in flat], items[name].type) for k, name in enumerate(extras, 1)}})
     return table, sides[0], sides[1]
 
 

@@ -71,20 +71,22 @@ class PairwiseJudge(Annotator):
         sd = np.nanstd(margin) if np.isfinite(margin).sum() > 1 else np.nan
         return margin, margin / sd if sd and np.isfinite(sd) else np.where(np.isfinite(margin), 0.0, np.nan)
 
-    def chat(self, prompt: list[dict], first: str, second: str, reference: str | None) -> list[dict]:
+    def chat(self, prompt: list[dict], first: str, second: str, reference: str | None,
+             checklist: list[str] | None = None) -> list[dict]:
         wrap = fence if self.fenced else plain
         user = self.tpl["user"].format(request=wrap("request", request_text(prompt)),
                                        response_a=wrap("response_a", first), response_b=wrap("response_b", second),
-                                       **blocks(self.tpl, wrap, reference, self.principles))
+                                       **blocks(self.tpl, wrap, reference, self.principles, checklist))
         return [{"role": "system", "content": self.tpl["system"].strip()}, {"role": "user", "content": user}]
 
     def compare(self, items: pa.Table) -> pa.Table:
         return self.timed(self._compare, items)
 
     def _compare(self, items: pa.Table) -> pa.Table:
-        refs = optional_column(items, "reference")
+        refs, checklists = optional_column(items, "reference"), optional_column(items, "checklist")
         rows = as_rows(items, "prompt", "response_a", "response_b")
-        chats = [c for (p, a, b), ref in zip(rows, refs) for c in (self.chat(p, a, b, ref), self.chat(p, b, a, ref))]
+        chats = [c for (p, a, b), ref, cl in zip(rows, refs, checklists)
+                 for c in (self.chat(p, a, b, ref, cl), self.chat(p, b, a, ref, cl))]
         first, evidence, errors = (self._by_logprobs if self.verdict_from == "logprobs" else self._by_generation)(chats)
         p_a, verdict, error, out = [], [], [], []
         for k in range(len(rows)):

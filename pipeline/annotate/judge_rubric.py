@@ -18,11 +18,18 @@ from pipeline.models import ModelRunner
 RATING = {"type": "integer", "enum": [1, 2, 3, 4, 5]}
 
 
-def blocks(tpl: dict, wrap, reference: str | None, principles: str | None) -> dict:
-    """The optional reference and principles paragraphs of a judge prompt."""
+def blocks(tpl: dict, wrap, reference: str | None, principles: str | None,
+           checklist: list[str] | None = None) -> dict:
+    """The optional reference, principles and per-item checklist paragraphs of a judge prompt;
+    the checklist's criteria are numbered and fenced (they come from user text)."""
+    if checklist and "checklist_block" not in tpl:
+        raise ValueError(f"template {tpl['version']} has no checklist_block for the items' checklist")
+    criteria = "\n".join(f"{k}. {c}" for k, c in enumerate(checklist or [], 1))
     return {"reference_block": tpl["reference_block"].format(reference=wrap("reference", reference))
             if reference else "",
-            "principles_block": tpl["principles_block"].format(principles=principles) if principles else ""}
+            "principles_block": tpl["principles_block"].format(principles=principles) if principles else "",
+            "checklist_block": tpl["checklist_block"].format(checklist=wrap("checklist", criteria))
+            if checklist else ""}
 
 
 @dataclass
@@ -61,23 +68,24 @@ class RubricJudge(Annotator):
                 "score_from": self.score_from, "temperature": 0.0, "retries": self.retries,
                 "fenced": self.fenced, "principles": self.principles}
 
-    def chat(self, prompt: list[dict], response: str, reference: str | None) -> list[dict]:
+    def chat(self, prompt: list[dict], response: str, reference: str | None,
+             checklist: list[str] | None = None) -> list[dict]:
         wrap = fence if self.fenced else plain
         user = self.tpl["user"].format(
             request=wrap("request", request_text(prompt)), response=wrap("response", response),
             aspect_lines="\n".join(f"- {a}: {self.tpl['aspects'][a]}" for a in self.aspects),
-            **blocks(self.tpl, wrap, reference, self.principles))
+            **blocks(self.tpl, wrap, reference, self.principles, checklist))
         return [{"role": "system", "content": self.tpl["system"].strip()}, {"role": "user", "content": user}]
 
     def score(self, items: pa.Table) -> pa.Table:
         return self.timed(self._score, items)
 
     def _score(self, items: pa.Table) -> pa.Table:
-        refs = optional_column(items, "reference")
+        refs, checklists = optional_column(items, "reference"), optional_column(items, "checklist")
         rows = as_rows(items, "prompt", "response")
         ask, errors = scorable(rows)
         score, evidence = [None] * len(rows), [None] * len(rows)
-        answers = ask_json(self.runner, [self.chat(*rows[i], refs[i]) for i in ask], self.schema,
+        answers = ask_json(self.runner, [self.chat(*rows[i], refs[i], checklists[i]) for i in ask], self.schema,
                            self.max_tokens, self.retries)
         for i, ans in zip(ask, answers):
             evidence[i] = {"raw": ans.raw, "attempts": len(ans.raw)}

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from pipeline.annotate.guided import Answer
+
 from pipeline.signals.common import unpaired_table
 from pipeline.signals.result import SignalResult
 
@@ -29,3 +31,10 @@ def output(pairs: pa.Table, reasons: list[tuple[str, str]], stats: dict) -> Reci
     why = pa.array([w for _, w in reasons], pa.string())
     return RecipeOutput(SignalResult(pairs=pairs, unpaired=unpaired_table(ids, why, used=pairs["input_ids"])),
                         {**stats, "pairs": pairs.num_rows})
+
+
+def failure_reason(name: str, step: str, answer: Answer) -> str:
+    """The unpaired reason for a guided-JSON step that gave no value."""
+    if answer.error.startswith("unparsable"):
+        return f"{name}: {step} unparsable ({answer.error.removeprefix('unparsable: ')}; {len(answer.raw)} attempts)"
+    return f"{name}: {step} failed, the model could not take it ({answer.error})"
