@@ -34,6 +34,15 @@ class _Recipe(_Strict):
     name: str                              # recorded on every pair the recipe makes; unique per run
     max_inputs: PositiveInt | None = None  # take at most this many inputs (prompts, DSAT turns, documents)
 
+    @field_validator("sampling", mode="before", check_fields=False)
+    @classmethod
+    def _over_recipe_defaults(cls, value):
+        """Sampling keys a config gives override the recipe's own defaults one by one (DRIFT's
+        T 0.7 stays when only max_tokens is set)."""
+        if isinstance(value, dict):
+            return {**cls.model_fields["sampling"].default.model_dump(), **value}
+        return value
+
 
 def _scorer(default_type: str):
     return Field(default_factory=lambda: AnnotatorSpec(name=default_type, type=default_type))
