@@ -55,6 +55,14 @@ def _samples_differ(recipe):
     return recipe
 
 
+def _only(kind: str, why: str):
+    def check(value: AnnotatorSpec) -> AnnotatorSpec:
+        if value.type != kind:
+            raise ValueError(f"{why}: its scorer must be a {kind} annotator, not {value.type}")
+        return value
+    return check
+
+
 def _pointwise(value: AnnotatorSpec) -> AnnotatorSpec:
     if value.type not in POINTWISE:
         raise ValueError(f"scorer {value.name!r} is a {value.type}; ranking samples needs a pointwise scorer "
@@ -88,13 +96,7 @@ class FlrMining(BestOfN):
     scorer: AnnotatorSpec = _scorer("flr")
     agreement: FlrAgreementConfig = FlrAgreementConfig()
 
-    @field_validator("scorer")
-    @classmethod
-    def _flr(cls, value: AnnotatorSpec) -> AnnotatorSpec:
-        if value.type != "flr":
-            raise ValueError(f"flr_mining ranks by follow-up likelihood: its scorer must be an flr annotator, "
-                             f"not {value.type}")
-        return value
+    _scorer_is_flr = field_validator("scorer")(_only("flr", "flr_mining ranks by follow-up likelihood"))
 
 
 class Drift(_Recipe):
@@ -128,14 +130,8 @@ class Pugc(_Recipe):
     max_doc_chars: PositiveInt = 4000
     min_doc_score: int = 1                 # community votes an answer needs to count as content
     _sampled = model_validator(mode="after")(_samples_differ)
-
-    @field_validator("scorer")
-    @classmethod
-    def _judge(cls, value: AnnotatorSpec) -> AnnotatorSpec:
-        if value.type != "rubric_judge":
-            raise ValueError(f"pugc grades answers against the user content: its scorer must be a rubric_judge "
-                             f"(it takes a reference text), not {value.type}")
-        return value
+    _scorer_is_judge = field_validator("scorer")(_only("rubric_judge", "pugc grades answers against the user "
+                                                                       "content as a reference text"))
 
 
 Recipe = Annotated[Union[BestOfN, FlrMining, Drift, WildFeedback, Pugc], Field(discriminator="type")]

@@ -16,6 +16,15 @@ def test_example_config_documents_exactly_the_defaults():
     ("batch_size: 0\n", "batch_size"),
     ("filters:\n  per_prompt_cap: 0\n", "per_prompt_cap"),
     ("filters:\n  min_margin:\n    dsat-sat: 0.5\n", "unknown signal"),
+    ("recipes:\n  - {name: d, type: dirft}\n", "does not match any of the expected tags"),
+    ("recipes:\n  - {name: d, type: drift}\n  - {name: d, type: best_of_n}\n", "recipe names must be unique"),
+    ("policy: {model: big}\n", "policy: model 'big' is not in `models`"),
+    ("recipes:\n  - {name: w, type: wildfeedback, generator: gpt}\n", "recipe 'w': model 'gpt' is not in `models`"),
+    ("recipes:\n  - {name: b, type: best_of_n, scorer: {name: j, type: pairwise_judge}}\n", "pointwise scorer"),
+    ("recipes:\n  - {name: p, type: pugc, scorer: {name: f, type: flr}}\n", "must be a rubric_judge"),
+    ("recipes:\n  - {name: b, type: best_of_n, sampling: {temperature: 0}}\n", "temperature 0"),
+    ("recipes:\n  - {name: b, type: best_of_n, n: 1}\n", "recipes.0.best_of_n.n"),
+    ("annotate:\n  models: {}\n", "annotate.models: Extra inputs"),  # endpoints are top-level `models`
 ])
 def test_unusable_config_is_a_clear_error(tmp_path, text, needle):
     path = tmp_path / "bad.yaml"
