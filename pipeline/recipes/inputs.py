@@ -75,7 +75,7 @@ def dsat_turns(conversations: pa.Table, cfg: ConversationSignalConfig, followups
                       users[np.minimum(pos + j, len(users) - 1)], -1) for j in range(1, followups + 1)]
     nxt = np.stack(later, axis=1) if later else np.zeros((len(d), 0), dtype=int)
     counts = np.argmin(np.c_[nxt, np.full(len(d), -1)] >= 0, axis=1)  # the first missing ends the list
-    flat = np.concatenate([nxt[i, :counts[i]] for i in range(len(d))]).astype(np.int64) if len(d) else []
+    flat = nxt[np.arange(nxt.shape[1]) < counts[:, None]].astype(np.int64)  # row-major: each row's in order
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
     rid = conversations["record_id"].combine_chunks()
     cid = conversations["conversation_id"].combine_chunks()

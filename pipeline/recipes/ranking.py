@@ -63,11 +63,12 @@ def sample_and_rank(ctx: RecipeContext, name: str, recipe_type: str, prompts: pa
     errors = scored["error"].to_pylist() if texts else []
     raw = scored["evidence"].to_pylist() if texts else []
 
-    owner = np.asarray(owner, dtype=int)
+    owner = np.asarray(owner, dtype=int)  # non-decreasing: each prompt's samples are contiguous
     rows, ties, few = [], 0, 0
     described = scorer.describe()
-    for i in np.unique(owner):
-        idx = np.flatnonzero(owner == i)
+    groups, starts = np.unique(owner, return_index=True)
+    for i, start, end in zip(groups, starts, np.r_[starts[1:], len(owner)].astype(int)):
+        idx = np.arange(start, end)
         ok = idx[np.isfinite(scores[idx])]
         if len(ok) < 2:
             few += 1
