@@ -76,9 +76,10 @@ def build_tables(records: list[dict], flip: set[int] = frozenset(),
         pairs.append({"pair_id": pid, "prompt_id": prid, "prompt": c["prompt"], "chosen": c["chosen"],
                       "rejected": c["rejected"], "score_chosen": sc, "score_rejected": sr, "margin": sc - sr,
                       "source": "judgments", "signal": "human_pairwise", "annotator": "human:pandalm",
-                      "weight": min(sc / 3.0, 1.0)})
+                      "weight": min(sc / 3.0, 1.0), "recipe": "implicit"})
         lineage.append({"pair_id": pid, "input_ids": [c["rid"]], "source": "judgments",
-                        "signal": "human_pairwise", "signal_value": sc / 3.0,
+                        "signal": "human_pairwise", "recipe": "implicit", "chosen_origin": "log",
+                        "rejected_origin": "log", "signal_value": sc / 3.0,
                         "evidence": json.dumps({"labels": c["labels"]}), "generator": None, "annotator": None,
                         "decisions": [{"filter": "tie", "passed": True, "reason": ""}],
                         "kept": True, "dropped_by": None})
