@@ -17,6 +17,7 @@ from pipeline.sources.fields import Ctx, RecordError
 from pipeline.sources.ingest import parse_record
 from pipeline.sources.prompts import chat
 
+
 @dataclass
 class Prompts:
     table: pa.Table       # record_id, line, prompt

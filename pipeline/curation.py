@@ -16,8 +16,9 @@ from pipeline.filters.length_bias import length_bias
 from pipeline.mixing import mixing_report
 from pipeline.pairs import build_pairs, finalize
 from pipeline.signals.result import SignalResult
+from pipeline.sources.batch import TABLES
 
-SOURCE_KINDS = ("conversations", "ugc", "edits", "judgments", "prompts")
+SOURCE_KINDS = TABLES  # the canonical input tables: each is mined, or given its reason when not
 # tables whose rows are independent, so the flow may mine them in slices
 SLICEABLE = {"conversations", "edits"}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ FAMILIES = [(re.compile(p, re.I), f) for p, f in (
     (r"deepseek", "deepseek"), (r"olmo", "olmo"), (r"falcon", "falcon"), (r"zephyr", "mistral"))]
 
 
+@cache  # a run has a handful of distinct (origin, model)
 def family(origin: str, log_family: str = "log", model: str | None = None) -> str:
     """The model family of a side: from the model that wrote it (its lineage) when known, else
     from its origin. A human edit of a logged reply keeps the reply's family (the text is mostly
@@ -35,23 +37,23 @@ def family(origin: str, log_family: str = "log", model: str | None = None) -> st
     return next((f for pattern, f in FAMILIES if pattern.search(model)), model.lower())
 
 
+SIDES = ("chosen", "rejected")
+
+
 def mixing_report(pairs: pa.Table, lineage: pa.Table, cfg: MixingConfig, cache_dir: Path | None) -> dict:
-    kept = lineage.filter(lineage["kept"])
-    origins = {}  # pair_id -> ((chosen origin, its model), (rejected origin, its model))
-    for pid, c, r, gen in zip(*(kept[k].to_pylist() for k in ("pair_id", "chosen_origin", "rejected_origin",
-                                                              "generator"))):
-        gen = json.loads(gen) if gen else {}
-        origins[pid] = ((c, gen.get("chosen", {}).get("model")), (r, gen.get("rejected", {}).get("model")))
+    kept = lineage.filter(lineage["kept"])  # row for row the pairs table (both keep the candidates' order)
+    origin = {side: kept[f"{side}_origin"].to_numpy(zero_copy_only=False) for side in SIDES}
+    gens = [json.loads(g) if g else {} for g in kept["generator"].to_pylist()]  # null for implicit pairs
+    fam = {side: np.array([family(o, cfg.log_family, g.get(side, {}).get("model")) for o, g in zip(origin[side], gens)],
+                          dtype=object) for side in SIDES}
     recipe, signal = pairs["recipe"].to_numpy(zero_copy_only=False), pairs["signal"].to_numpy(zero_copy_only=False)
-    ids = pairs["pair_id"].to_pylist()
     slices, warnings = {}, []
     for key in sorted(set(zip(recipe, signal))):
         rows = np.flatnonzero((recipe == key[0]) & (signal == key[1]))
         name = f"{key[0]}/{key[1]}"
-        c_or, r_or = ([origins[ids[i]][side][0] for i in rows] for side in (0, 1))
-        c_fam, r_fam = ([family(o, cfg.log_family, m) for o, m in (origins[ids[i]][side] for i in rows)]
-                        for side in (0, 1))
-        cross = float(np.mean([a != b for a, b in zip(c_fam, r_fam)]))
+        c_or, r_or = origin["chosen"][rows], origin["rejected"][rows]
+        c_fam, r_fam = fam["chosen"][rows], fam["rejected"][rows]
+        cross = float(np.mean(c_fam != r_fam))
         entry = {"pairs": int(len(rows)), "chosen_origin": value_counts(pa.array(c_or)),
                  "rejected_origin": value_counts(pa.array(r_or)), "cross_family_share": round(cross, 4),
                  "separability_auc": None}
@@ -59,7 +61,7 @@ def mixing_report(pairs: pa.Table, lineage: pa.Table, cfg: MixingConfig, cache_d
             warnings.append(f"{name}: chosen and rejected come from different model families in {cross:.0%} of "
                             f"{len(rows)} pairs (chosen {'/'.join(sorted(set(c_fam)))}, "
                             f"rejected {'/'.join(sorted(set(r_fam)))})")
-        generated = any(o.startswith(("policy:", "generator:")) for o in c_or + r_or)
+        generated = any(o.startswith(("policy:", "generator:")) for o in (*c_or, *r_or))
         if cfg.separability == "all" or (cfg.separability == "generated" and generated):
             if len(rows) >= cfg.min_pairs:
                 entry["separability_auc"] = probe(pairs.take(pa.array(rows)), cfg, cache_dir)

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 import jsonschema
 
 from pipeline.annotate.base import row_error
-
 from pipeline.models import ModelRunner, Sampling
 
 

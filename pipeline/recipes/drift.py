@@ -13,20 +13,17 @@ filter drops a chosen nearly identical to the rejected answer. margin = weight =
 turn's confidence (how sure the classifier is the answer disappointed)."""
 from __future__ import annotations
 
-import json
 import time
 
-import numpy as np
 import pyarrow as pa
 
+from pipeline.annotate.base import row_error
 from pipeline.annotate.templates import load_template
 from pipeline.config_recipes import Drift
-from pipeline.recipes.chat import quote, with_system
+from pipeline.recipes.chat import with_system
 from pipeline.recipes.context import RecipeContext, sampling_of
 from pipeline.recipes.inputs import dsat_turns
-from pipeline.recipes.output import RecipeOutput, head, output
-from pipeline.schema import empty
-from pipeline.signals.common import id_lists, pairs_table
+from pipeline.recipes.output import RecipeOutput, dsat_anchored, head, output
 
 
 def drift(spec: Drift, tables: dict[str, pa.Table], ctx: RecipeContext) -> RecipeOutput:
@@ -45,26 +42,14 @@ def drift(spec: Drift, tables: dict[str, pa.Table], ctx: RecipeContext) -> Recip
     for i, (r, result) in enumerate(zip(rows, results)):
         if result.error is not None:
             reasons.append((r["record_id"], f"{spec.name}: the policy could not take the conversation "
-                                            f"({result.error.kind}: {result.error.message})"))
+                                            f"({row_error(result)})"))
             continue
         ok.append(i)
         chosen.append(result.value[0].text)
         gens.append({"chosen": ctx.generated(runner, sampling, result, 0, ctx.policy_origin)})
     stats = {"dsat_turns": turns.num_rows + len(skipped), "inputs": turns.num_rows, "rewritten": len(ok),
              "generation_seconds": round(seconds, 3)}
-    if not ok:
-        return output(empty("raw_pairs"), reasons, stats)
-    t = turns.take(pa.array(ok))
-    conf = t["confidence"].to_numpy()
-    evidence = [json.dumps({"recipe_type": "drift", "turn_index": r["turn_index"], "dsat_category": r["category"],
-                            "dsat_confidence": r["confidence"], "dsat_rule": r["rule"],
-                            "feedback": quote(r["feedback"]), "template": tpl["version"],
-                            "template_hash": tpl["hash"], "iteration": ctx.policy.iteration},
-                           ensure_ascii=False) for r in t.to_pylist()]
-    pairs = pairs_table(
-        len(ok), prompt=t["prompt"], chosen=pa.array(chosen, pa.string()), rejected=t["rejected"],
-        score_chosen=0.0, score_rejected=-conf, margin=conf, source="conversations", signal="dsat_rewrite",
-        annotator="implicit:sat_dsat_rules", weight=np.clip(conf, 0, 1), input_ids=id_lists(t["record_id"]),
-        signal_value=conf, evidence=pa.array(evidence), recipe=spec.name, chosen_origin=ctx.policy_origin,
-        rejected_origin="log", generator=pa.array([json.dumps(g) for g in gens]))
+    extra = [{"template": tpl["version"], "template_hash": tpl["hash"], "iteration": ctx.policy.iteration}] * len(ok)
+    pairs = dsat_anchored(turns, ok, chosen, gens, extra, name=spec.name, recipe_type="drift", signal="dsat_rewrite",
+                          annotator="implicit:sat_dsat_rules", chosen_origin=ctx.policy_origin)
     return output(pairs, reasons, stats)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.config_recipes import FlrMining
 from pipeline.recipes.best_of_n import best_of_n
 from pipeline.recipes.context import RecipeContext
+from pipeline.recipes.inputs import answer_reactions
 from pipeline.recipes.output import RecipeOutput
-from pipeline.signals.common import prefix_messages
-from pipeline.signals.conversations import label_turns
 
 
 def flr_mining(spec: FlrMining, tables: dict[str, pa.Table], ctx: RecipeContext) -> RecipeOutput:
@@ -30,19 +30,9 @@ def flr_mining(spec: FlrMining, tables: dict[str, pa.Table], ctx: RecipeContext)
 def labelled_answers(conversations: pa.Table, ctx: RecipeContext) -> pa.Table:
     """Every logged answer whose next user turn is labelled SAT or DSAT: the conversation up to
     the request (prompt), the answer (response), and the label of the turn after it."""
-    turns, cl, labels = label_turns(conversations, ctx.conversations)
-    label = labels["label"].to_numpy(zero_copy_only=False)
-    request = turns["prev_request"].to_numpy()[cl]
-    keep = np.isin(label, ["SAT", "DSAT"]) & (request >= 0)
-    conv, cl, request = turns["conv"].to_numpy()[cl[keep]], cl[keep], request[keep]
-    content = turns["content"].combine_chunks()
-    return pa.table({
-        "record_id": conversations["record_id"].combine_chunks().take(pa.array(conv)),
-        "prompt": prefix_messages(conversations["messages"].combine_chunks(), conv,
-                                  turns["turn_index"].to_numpy()[request]),
-        "response": content.take(pa.array(turns["prev_answer"].to_numpy()[cl])),
-        "label": pa.array(label[keep]), "category": labels["category"].filter(pa.array(keep)),
-    })
+    t = answer_reactions(conversations, ctx.conversations, ("SAT", "DSAT"))
+    return pa.table({"record_id": t["record_id"], "prompt": t["prompt"], "response": t["answer"],
+                     "label": t["label"], "category": t["category"]})
 
 
 def flr_agreement(spec: FlrMining, conversations: pa.Table, ctx: RecipeContext) -> dict:
@@ -51,8 +41,10 @@ def flr_agreement(spec: FlrMining, conversations: pa.Table, ctx: RecipeContext) 
     if not conversations.num_rows:
         return {"answers": 0}
     items = labelled_answers(conversations, ctx)
-    chars = np.array([sum(len(m["content"]) for m in p) + len(r)
-                      for p, r in zip(items["prompt"].to_pylist(), items["response"].to_pylist())])
+    prompt = items["prompt"].combine_chunks()
+    chars = np.bincount(pc.list_parent_indices(prompt).to_numpy(), minlength=items.num_rows,
+                        weights=pc.utf8_length(prompt.flatten().field("content")).to_numpy(zero_copy_only=False)) \
+        + pc.utf8_length(items["response"]).to_numpy(zero_copy_only=False)
     fits = np.flatnonzero(chars <= spec.agreement.max_context_chars)
     chosen = fits[:spec.agreement.max_turns]
     sub = items.take(pa.array(chosen, pa.int64()))

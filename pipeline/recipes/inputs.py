@@ -8,13 +8,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.config import ConversationSignalConfig
+from pipeline.schema import MESSAGE
 from pipeline.signals.common import prefix_messages, strings, user_prompt
 from pipeline.signals.conversations import label_turns
 from pipeline.signals.ugc import question_text
 
-PROMPTS = pa.schema([("record_id", pa.string()), ("prompt", pa.list_(pa.struct([("role", pa.string()),
-                                                                                ("content", pa.string())]))),
-                     ("source", pa.string())])
+PROMPTS = pa.schema([("record_id", pa.string()), ("prompt", pa.list_(MESSAGE)), ("source", pa.string())])
 
 
 def first_requests(conversations: pa.Table) -> pa.Table:
@@ -51,21 +50,25 @@ def recipe_prompts(tables: dict[str, pa.Table], kinds: list[str]) -> pa.Table:
     return pa.concat_tables([parts[k]() for k in kinds]).combine_chunks()
 
 
-def dsat_turns(conversations: pa.Table, cfg: ConversationSignalConfig, followups: int = 2) -> pa.Table:
-    """One row per user turn the dissatisfaction classifier labels DSAT that answers an assistant
-    turn with a user request before it: record_id, conversation_id, turn_index (of the DSAT turn),
-    prompt (the conversation up to and including the request), rejected (the answer), feedback
-    (the DSAT turn), followups (the next user turns of the conversation, up to `followups`),
+REACTIONS = pa.schema([("record_id", pa.string()), ("conversation_id", pa.string()), ("turn_index", pa.int64()),
+                       ("prompt", pa.list_(MESSAGE)), ("answer", pa.string()), ("feedback", pa.string()),
+                       ("followups", pa.list_(pa.string())), ("label", pa.string()), ("category", pa.string()),
+                       ("confidence", pa.float64()), ("rule", pa.string())])
+
+
+def answer_reactions(conversations: pa.Table, cfg: ConversationSignalConfig, labels: tuple[str, ...],
+                     followups: int = 0) -> pa.Table:
+    """One row per logged answer whose next user turn the dissatisfaction classifier gives one of
+    `labels`, when a user request precedes the answer: record_id, conversation_id, turn_index (of
+    the reacting turn), prompt (the conversation up to and including the request), answer,
+    feedback (the reacting turn), followups (the next user turns, up to `followups`), label,
     category, confidence, rule."""
     if not conversations.num_rows:
-        return _dsat_empty()
-    turns, cl, labels = label_turns(conversations, cfg)
-    is_dsat = pc.equal(labels["label"], "DSAT").to_numpy(zero_copy_only=False)
+        return REACTIONS.empty_table()
+    turns, cl, classified = label_turns(conversations, cfg)
     prev_request = turns["prev_request"].to_numpy()
-    keep = is_dsat & (prev_request[cl] >= 0)
-    d, lab = cl[keep], labels.filter(pa.array(keep))
-    if not len(d):
-        return _dsat_empty()
+    keep = np.isin(classified["label"].to_numpy(zero_copy_only=False), labels) & (prev_request[cl] >= 0)
+    d, lab = cl[keep], classified.filter(pa.array(keep))
     content = turns["content"].combine_chunks()
     conv = turns["conv"].to_numpy()
     tix = turns["turn_index"].to_numpy()
@@ -77,22 +80,21 @@ def dsat_turns(conversations: pa.Table, cfg: ConversationSignalConfig, followups
     counts = np.argmin(np.c_[nxt, np.full(len(d), -1)] >= 0, axis=1)  # the first missing ends the list
     flat = nxt[np.arange(nxt.shape[1]) < counts[:, None]].astype(np.int64)  # row-major: each row's in order
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-    rid = conversations["record_id"].combine_chunks()
-    cid = conversations["conversation_id"].combine_chunks()
+    rows = pa.array(conv[d], pa.int64())
     return pa.table({
-        "record_id": rid.take(pa.array(conv[d])), "conversation_id": cid.take(pa.array(conv[d])),
-        "turn_index": pa.array(tix[d]),
+        "record_id": conversations["record_id"].combine_chunks().take(rows),
+        "conversation_id": conversations["conversation_id"].combine_chunks().take(rows),
+        "turn_index": pa.array(tix[d], pa.int64()),
         "prompt": prefix_messages(conversations["messages"].combine_chunks(), conv[d], tix[prev_request[d]]),
-        "rejected": content.take(pa.array(turns["prev_answer"].to_numpy()[d])),
-        "feedback": content.take(pa.array(d)),
+        "answer": content.take(pa.array(turns["prev_answer"].to_numpy()[d], pa.int64())),
+        "feedback": content.take(pa.array(d, pa.int64())),
         "followups": pa.ListArray.from_arrays(pa.array(offsets), content.take(pa.array(flat, pa.int64()))),
-        "category": lab["category"], "confidence": lab["confidence"], "rule": lab["evidence"],
-    })
+        "label": lab["label"], "category": lab["category"], "confidence": lab["confidence"], "rule": lab["evidence"],
+    }, schema=REACTIONS)
 
 
-def _dsat_empty() -> pa.Table:
-    return pa.table({"record_id": pa.array([], pa.string()), "conversation_id": pa.array([], pa.string()),
-                     "turn_index": pa.array([], pa.int64()), "prompt": pa.array([], PROMPTS.field("prompt").type),
-                     "rejected": pa.array([], pa.string()), "feedback": pa.array([], pa.string()),
-                     "followups": pa.array([], pa.list_(pa.string())), "category": pa.array([], pa.string()),
-                     "confidence": pa.array([], pa.float64()), "rule": pa.array([], pa.string())})
+def dsat_turns(conversations: pa.Table, cfg: ConversationSignalConfig, followups: int = 2) -> pa.Table:
+    """The answers users were dissatisfied with (`answer_reactions` with label DSAT), the answer
+    column named `rejected`."""
+    t = answer_reactions(conversations, cfg, ("DSAT",), followups)
+    return t.rename_columns(["rejected" if c == "answer" else c for c in t.column_names])

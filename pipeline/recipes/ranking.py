@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from pipeline.annotate.base import row_error
 from pipeline.config_annotate import AnnotatorSpec
 from pipeline.config_recipes import SamplingConfig
 from pipeline.recipes.context import RecipeContext, sampling_of
@@ -43,8 +44,7 @@ def sample_and_rank(ctx: RecipeContext, name: str, recipe_type: str, prompts: pa
     record_ids = prompts["record_ids"].to_pylist()
     for i, (ids, result) in enumerate(zip(record_ids, results)):
         if result.error is not None:
-            unpaired += [(r, f"{name}: the policy could not take the prompt ({result.error.kind}: "
-                             f"{result.error.message})") for r in ids]
+            unpaired += [(r, f"{name}: the policy could not take the prompt ({row_error(result)})") for r in ids]
             continue
         for k, c in enumerate(result.value):
             owner.append(i)

@@ -15,22 +15,19 @@ rejected by style alone: the S18 separability probe reports that. margin = weigh
 turn's confidence, as in DRIFT."""
 from __future__ import annotations
 
-import json
 import time
 
-import numpy as np
 import pyarrow as pa
 
+from pipeline.annotate.base import row_error
 from pipeline.annotate.fence import fence
 from pipeline.annotate.guided import ask_json, request_text
 from pipeline.annotate.templates import load_template
 from pipeline.config_recipes import WildFeedback
-from pipeline.recipes.chat import quote, with_system
+from pipeline.recipes.chat import with_system
 from pipeline.recipes.context import RecipeContext, sampling_of
 from pipeline.recipes.inputs import dsat_turns
-from pipeline.recipes.output import RecipeOutput, failure_reason, head, output
-from pipeline.schema import empty
-from pipeline.signals.common import id_lists, pairs_table
+from pipeline.recipes.output import RecipeOutput, dsat_anchored, failure_reason, head, output
 
 EXTRACT_TOKENS = 400  # a preference and a checklist as JSON; a retry doubles it
 
@@ -84,7 +81,7 @@ def wildfeedback(spec: WildFeedback, tables: dict[str, pa.Table], ctx: RecipeCon
     for i, result in zip(got, results):
         if result.error is not None:
             reasons.append((rows[i]["record_id"], f"{spec.name}: the generator could not take the conversation "
-                                                  f"({result.error.kind}: {result.error.message})"))
+                                                  f"({row_error(result)})"))
             continue
         ok.append(i)
         chosen.append(result.value[0].text)
@@ -96,20 +93,9 @@ def wildfeedback(spec: WildFeedback, tables: dict[str, pa.Table], ctx: RecipeCon
     stats = {"dsat_turns": turns.num_rows + len(skipped), "inputs": turns.num_rows, "extracted": len(got),
              "unparsable": sum(a.value is None and a.error.startswith("unparsable") for a in answers),
              "answered": len(ok), "seconds": round(seconds, 3)}
-    if not ok:
-        return output(empty("raw_pairs"), reasons, stats)
-    t = turns.take(pa.array(ok))
-    conf = t["confidence"].to_numpy()
     templates = {tpl["version"]: tpl["hash"] for tpl in (ask_tpl, answer_tpl)}
-    evidence = [json.dumps({"recipe_type": "wildfeedback", "turn_index": r["turn_index"],
-                            "dsat_category": r["category"], "dsat_confidence": r["confidence"], "dsat_rule": r["rule"],
-                            "feedback": quote(r["feedback"]), "user_preference": answers[i].value["user_preference"],
-                            "checklist": answers[i].value["checklist"], "templates": templates},
-                           ensure_ascii=False) for i, r in zip(ok, t.to_pylist())]
-    pairs = pairs_table(
-        len(ok), prompt=t["prompt"], chosen=pa.array(chosen, pa.string()), rejected=t["rejected"],
-        score_chosen=0.0, score_rejected=-conf, margin=conf, source="conversations", signal="dsat_preference",
-        annotator="model:preference_extraction", weight=np.clip(conf, 0, 1), input_ids=id_lists(t["record_id"]),
-        signal_value=conf, evidence=pa.array(evidence), recipe=spec.name, chosen_origin=origin,
-        rejected_origin="log", generator=pa.array([json.dumps(g) for g in gens]))
+    extra = [{"user_preference": answers[i].value["user_preference"], "checklist": answers[i].value["checklist"],
+              "templates": templates} for i in ok]
+    pairs = dsat_anchored(turns, ok, chosen, gens, extra, name=spec.name, recipe_type="wildfeedback",
+                          signal="dsat_preference", annotator="model:preference_extraction", chosen_origin=origin)
     return output(pairs, reasons, stats)
