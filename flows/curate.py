@@ -1,7 +1,7 @@
 """The `curate` Prefect flow: read inputs (a task per file) -> mine signals (a task per table,
 sliced into batches where rows are independent) -> generation recipes (a task each, sharing one
 engine per model with the annotators) -> pairs, filters and annotators -> ledger -> commit a
-version. Thin by rule: the work lives in pipeline/ stages."""
+version -> its dashboard and Prefect artifacts. Thin by rule: the work lives in pipeline/ stages."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from flows.publish import publish_version
 from pipeline.config import CurateConfig
 from pipeline.curation import (SLICEABLE, SOURCE_KINDS, combine, disabled, miner, model_runners, select_pairs,
                                version_tables_and_manifest)
@@ -54,6 +55,11 @@ def commit(workspace: Path, dataset: str, tables: dict, manifest: dict) -> dict:
     return commit_version(workspace, dataset, tables, manifest)
 
 
+@task(name="publish-version", cache_policy=NO_CACHE)
+def publish(workspace: Path, manifest: dict, build: bool):
+    return publish_version(workspace, manifest, build)
+
+
 @flow(name="curate")
 def curate(inputs: list[str], dataset: str, workspace: str, config: dict | None = None) -> dict:
     """Curate `inputs` into a new version of `dataset` under `workspace`; returns its manifest."""
@@ -91,4 +97,6 @@ def curate(inputs: list[str], dataset: str, workspace: str, config: dict | None 
         stats["recipes"] = {spec.name: {"type": spec.type, **made[spec.name].stats} for spec in cfg.recipes}
     tables, manifest = account(batch, signals, pairs, lineage, stats, cfg)
     log.info("ledger: %s", {k: manifest["ledger"][k] for k in ("inputs", "kept", "filtered", "quarantined", "pairs")})
-    return commit(ws, dataset, tables, manifest)
+    committed = commit(ws, dataset, tables, manifest)
+    publish(ws, committed, cfg.dashboard.enabled)
+    return committed

@@ -67,8 +67,12 @@ def curate(inputs: Annotated[list[Path], typer.Argument(help="JSON, JSONL, .gz o
     print_summary(out, manifest, ws)
     ledger = manifest["ledger"]
     if as_json:
+        from pipeline.store.layout import dashboard_dir
+
+        board = dashboard_dir(ws, manifest["dataset"], manifest["version"]) / "index.html"
         print(json.dumps({"dataset": manifest["dataset"], "version": manifest["version"],
                           "path": str(ws / "datasets" / manifest["dataset"] / f"v{manifest['version']}"),
+                          "dashboard": str(board) if board.exists() else None,
                           **{k: ledger[k] for k in ("inputs", "kept", "filtered", "quarantined", "pairs")}}))
 
 
@@ -255,10 +259,12 @@ def _cell(value) -> str:
 
 def _register_more() -> None:
     """Commands kept in their own modules (imported here so `prefmill --help` lists them)."""
+    from dashboards.cli import dashboard
     from pipeline.annotate.reward_cli import rm_app
     from pipeline.cli_annotate import eval_annotators
 
     app.command("eval-annotators")(eval_annotators)
+    app.command("dashboard")(dashboard)
     app.add_typer(rm_app, name="rm")
 
 

@@ -97,6 +97,10 @@ class FiltersConfig(Strict):
         return value
 
 
+class DashboardConfig(Strict):
+    enabled: bool = True                     # build WORKSPACE/dashboards/NAME/vN/index.html after each commit
+
+
 class CurateConfig(Strict):
     sources: SourcesConfig = SourcesConfig()
     signals: SignalsConfig = SignalsConfig()
@@ -106,6 +110,7 @@ class CurateConfig(Strict):
     filters: FiltersConfig = FiltersConfig()
     annotate: AnnotateConfig = AnnotateConfig()
     mixing: MixingConfig = MixingConfig()
+    dashboard: DashboardConfig = DashboardConfig()
     batch_size: PositiveInt = 5_000                  # records per flow task
 
     @model_validator(mode="after")

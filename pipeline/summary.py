@@ -6,6 +6,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from pipeline.store.layout import dashboard_dir
+
 
 def print_summary(console: Console, manifest: dict, workspace: Path) -> None:
     ledger = manifest["ledger"]
@@ -30,6 +32,9 @@ def print_summary(console: Console, manifest: dict, workspace: Path) -> None:
         if reasons:
             console.print(f"{title}: " + "; ".join(f"{r} ({n})" for r, n in list(reasons.items())[:5]),
                           highlight=False)
+    board = dashboard_dir(workspace, name, version) / "index.html"
+    if board.exists():
+        console.print(f"dashboard: {board}", highlight=False)
     bias = manifest["stats"].get("length_bias", {})
     if bias.get("share_chosen_longer") is not None:
         console.print(f"length bias: chosen longer in {bias['share_chosen_longer']:.0%} of pairs, "

@@ -78,6 +78,12 @@ def version_dir(workspace, dataset: str, version: int) -> Path:
     return dataset_dir(workspace, dataset) / f"v{version}"
 
 
+def dashboard_dir(workspace, dataset: str, version: int) -> Path:
+    """Where a version's dashboard goes by default: beside the versions, never inside one (a version's
+    folder holds exactly what its manifest lists)."""
+    return workspace_path(workspace) / "dashboards" / check_name(dataset) / f"v{version}"
+
+
 def catalog_path(workspace) -> Path:
     return workspace_path(workspace) / "catalog.duckdb"
 
