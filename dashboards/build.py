@@ -105,9 +105,9 @@ def _compare_section(workspace, this: VersionRef, other: VersionRef, data: dict)
     removed = {}
     for side, rows in ((str(other), theirs["funnel"]), (str(this), data["funnel"])):
         for r in rows:
-            removed.setdefault((r["kind"], r["stage"]), {})[side] = r["removed"]
-    stages = [{"stage": f"{kind}: {stage}", str(other): v.get(str(other), 0), str(this): v.get(str(this), 0),
-               "change": v.get(str(this), 0) - v.get(str(other), 0)} for (kind, stage), v in removed.items()]
+            removed.setdefault(charts.stage_label(r), {})[side] = r["removed"]
+    stages = [{"stage": label, str(other): v.get(str(other), 0), str(this): v.get(str(this), 0),
+               "change": v.get(str(this), 0) - v.get(str(other), 0)} for label, v in removed.items()]
     changes = [{"change": kind, "pairs": diff[kind]["count"], "examples": ", ".join(e[:12] for e in diff[kind]["examples"])}
                for kind in ("added", "removed", "changed", "flipped", "unchanged")]
     return Section("compare", f"What changed from {other} to {this}",

@@ -19,10 +19,13 @@ def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
     return fig
 
 
+def stage_label(step: dict) -> str:
+    return step["stage"] if step["kind"] == "quarantine" else f"{step['kind']}: {step['stage']}"
+
+
 def funnel(steps: list[dict], inputs: int, kept: int) -> go.Figure:
     """inputs -> each stage's survivors -> kept; the hover names what the stage removed."""
-    labels = ["inputs"] + [s["stage"] if s["kind"] == "quarantine" else f"{s['kind']}: {s['stage']}"
-                           for s in steps] + ["kept"]
+    labels = ["inputs"] + [stage_label(s) for s in steps] + ["kept"]
     values = [inputs] + [s["remaining"] for s in steps] + [kept]
     removed = [""] + [f"removed {s['removed']:,}" for s in steps] + [""]
     colors = [KIND_COLORS["inputs"]] + [KIND_COLORS[s["kind"]] for s in steps] + [KIND_COLORS["kept"]]
@@ -70,7 +73,7 @@ def score_histograms(rows: list[dict]) -> go.Figure | None:
                           row=i // cols + 1, col=i % cols + 1)
             shown.add(metric)
     fig.update_layout(barmode="overlay")
-    fig = _layout(fig, 90 + 230 * n_rows, legend=dict(orientation="h", x=0, y=1, yanchor="bottom",
+    fig = _layout(fig, 90 + 230 * n_rows, legend=dict(orientation="h", x=0, y=1, yanchor="top",
                                                         yref="container", title_text="metric: "))
     return fig.update_layout(margin=dict(t=70))
 
@@ -86,8 +89,9 @@ def length_scatter(points: list[dict]) -> go.Figure | None:
                                    marker=dict(size=5, opacity=0.6), text=[p["pair_id"][:12] for p in part],
                                    hovertemplate="rejected %{x:,} chars<br>chosen %{y:,} chars<br>%{text}"
                                                  "<extra>" + signal + "</extra>"))
+    low = min(max(min(p["chosen_chars"], p["rejected_chars"]), 1) for p in points)
     top = max(max(p["chosen_chars"], p["rejected_chars"], 1) for p in points)
-    fig.add_trace(go.Scatter(x=[1, top], y=[1, top], mode="lines", name="chosen = rejected",
+    fig.add_trace(go.Scatter(x=[low, top], y=[low, top], mode="lines", name="chosen = rejected",
                              line=dict(color="#999", dash="dash")))
     fig.update_xaxes(type="log", title="rejected length (chars)")
     fig.update_yaxes(type="log", title="chosen length (chars)")

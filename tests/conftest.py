@@ -19,6 +19,18 @@ def samples() -> Path:
     return SAMPLES
 
 
+@pytest.fixture(scope="session")
+def curated(tmp_path_factory):
+    """All shared samples curated twice into one workspace (v1, v2) with the default config, by the
+    real `prefmill curate`. Shared by the session: tests must not change these versions."""
+    from cli_helpers import ALL_SAMPLES, last_json, run
+
+    ws = tmp_path_factory.mktemp("ws")
+    first = last_json(run("curate", *ALL_SAMPLES, "--dataset", "samples", "--workspace", str(ws), "--json"))
+    second = last_json(run("curate", *ALL_SAMPLES, "--dataset", "samples", "--workspace", str(ws), "--json"))
+    return ws, first, second
+
+
 # One engine of each kind per test session: a vLLM engine takes ~20 s to start on CPU.
 @pytest.fixture(scope="session")
 def model_ref():

@@ -8,7 +8,7 @@ import pytest
 from pipeline.annotate.evaluate import agreement_metrics, human_items
 from pipeline.config import SourcesConfig
 from pipeline.sources import read_file
-from test_cli import last_json, run
+from cli_helpers import last_json, run
 from annotate_items import SAMPLES
 
 

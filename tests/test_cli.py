@@ -2,38 +2,13 @@
 catalog, real embeddings, on the real samples shipped in data/samples/."""
 import json
 import os
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 
 import duckdb
-import pytest
 
-from conftest import ROOT, SAMPLES
-
-PREFMILL = str(Path(sys.executable).parent / "prefmill")
-ALL_SAMPLES = sorted(str(p) for p in SAMPLES.iterdir() if p.suffix in (".jsonl", ".gz"))
-
-
-def run(*args, check=True):
-    proc = subprocess.run([PREFMILL, *args], capture_output=True, text=True, cwd=ROOT, timeout=900,
-                          env={**os.environ, "COLUMNS": "200"})
-    if check and proc.returncode != 0:
-        raise AssertionError(f"prefmill {args[0]} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def last_json(proc):
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-@pytest.fixture(scope="module")
-def curated(tmp_path_factory):
-    """All shared samples curated twice into one workspace (v1, v2) with the default config."""
-    ws = tmp_path_factory.mktemp("ws")
-    first = last_json(run("curate", *ALL_SAMPLES, "--dataset", "samples", "--workspace", str(ws), "--json"))
-    second = last_json(run("curate", *ALL_SAMPLES, "--dataset", "samples", "--workspace", str(ws), "--json"))
-    return ws, first, second
+from cli_helpers import ALL_SAMPLES, last_json, run
+from conftest import SAMPLES
 
 
 def test_curate_commits_a_balanced_version_from_every_sample(curated):
@@ -84,9 +59,10 @@ def test_export_and_verify(curated, tmp_path):
     assert run("verify", "samples@1", "--workspace", str(ws)).returncode == 0
 
 
-def test_verify_names_a_tampered_file(curated):
-    ws, _, second = curated
-    pairs = Path(second["path"]) / "lineage.parquet"
+def test_verify_names_a_tampered_file(curated, tmp_path):
+    ws = tmp_path / "ws"  # a copy: the session's other tests read the curated versions
+    shutil.copytree(curated[0] / "datasets", ws / "datasets")
+    pairs = ws / "datasets" / "samples" / "v2" / "lineage.parquet"
     os.chmod(pairs, 0o644)
     data = bytearray(pairs.read_bytes())
     data[len(data) // 2] ^= 0xFF

@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from test_cli import last_json, run
+from cli_helpers import last_json, run
 from annotate_items import SAMPLES
 
 pytestmark = pytest.mark.slow
