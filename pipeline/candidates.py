@@ -14,7 +14,7 @@ from pipeline.schema import MESSAGE, conform, empty, from_rows
 from pipeline.sources import readers
 from pipeline.sources.batch import quarantine_row
 from pipeline.sources.fields import Ctx, RecordError
-from pipeline.sources.ingest import parse_record
+from pipeline.sources.readers import parse_record
 from pipeline.sources.prompts import chat
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
@@ -15,7 +16,7 @@ from pipeline.config_recipes import MixingConfig, PolicyConfig, Recipe
 # the `signal` of a pair: the implicit miners', the generation recipes' (DRIFT's rewrite of a
 # DSAT answer, WildFeedback's preference-conditioned answer, PUGC's reference-graded samples) and
 # best-of-N's, named after the scorer that ranked the samples
-SIGNALS = ("dsat_sat", "edit", "ugc_votes", "human_pairwise", "dsat_rewrite", "dsat_preference", "ugc_reference",
+SIGNALS = ("dsat_sat", "edit", "ugc_votes", "human_pairwise", "ratings", "dsat_rewrite", "dsat_preference", "ugc_reference",
            "rubric_judge", "flr", "density_ratio", "rm_ensemble")
 
 
@@ -27,6 +28,9 @@ class SourcesConfig(Strict):
     scrub_pii: bool = True                   # emails, phones, IPs, API keys, card numbers
     max_record_bytes: int = 1_000_000        # larger records are quarantined as oversized
     max_text_chars: int = 100_000            # per message / post / response
+    # UltraFeedback's score to pair by: the mean of the per-aspect ratings (fine-grained labels beat
+    # the overall score for building pairs: methods.md, Unpacking DPO/PPO) or the critique's overall score
+    rated_score: Literal["fine-grained_score", "overall_score"] = "fine-grained_score"
 
 
 class ConversationSignalConfig(Strict):
@@ -57,11 +61,20 @@ class PairwiseSignalConfig(Strict):
     min_agreement: float = 0.5               # share of annotators who must agree with the majority
 
 
+class RatingsSignalConfig(Strict):
+    enabled: bool = True
+    # best_vs_worst | best_vs_random (Tulu 3: the best vs a seeded random lower-rated one) | all_pairs
+    # (every higher/lower pair; filters.min_margin.ratings keeps those above a margin)
+    policy: Literal["best_vs_worst", "best_vs_random", "all_pairs"] = "best_vs_worst"
+    seed: int = 0                            # best_vs_random's draw
+
+
 class SignalsConfig(Strict):
     conversations: ConversationSignalConfig = ConversationSignalConfig()
     edits: EditSignalConfig = EditSignalConfig()
     ugc: UgcSignalConfig = UgcSignalConfig()
     pairwise: PairwiseSignalConfig = PairwiseSignalConfig()
+    ratings: RatingsSignalConfig = RatingsSignalConfig()
 
 
 class QualityConfig(Strict):
@@ -81,7 +94,7 @@ class FiltersConfig(Strict):
     quality: QualityConfig = QualityConfig()
     # minimum margin per signal, in the signal's unit (see README "Signals")
     min_margin: dict[str, float] = Field(default_factory=lambda: {
-        "dsat_sat": 0.0, "edit": 0.05, "ugc_votes": 2.0, "human_pairwise": 0.0})
+        "dsat_sat": 0.0, "edit": 0.05, "ugc_votes": 2.0, "human_pairwise": 0.0, "ratings": 0.0})
     # chosen closer than this to rejected (token edit distance) is no preference: a model rewrite
     # that barely changed the answer it rewrites (DRIFT's guard, methods S3)
     min_side_distance: dict[str, float] = Field(default_factory=lambda: {"dsat_rewrite": 0.05, "dsat_preference": 0.05})

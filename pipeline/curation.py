@@ -26,14 +26,16 @@ SLICEABLE = {"conversations", "edits"}
 def miner(kind: str, cfg: CurateConfig):
     """The signal miner for a canonical table and its config section, or None when disabled
     (prompts have no implicit signal: only a generation recipe makes pairs from them)."""
-    from pipeline.signals import conversations, edits, pairwise, ugc
+    from pipeline.signals import conversations, edits, pairwise, ratings, ugc
 
     if kind == "prompts":
         return None
     section = {"conversations": cfg.signals.conversations, "ugc": cfg.signals.ugc,
-               "edits": cfg.signals.edits, "judgments": cfg.signals.pairwise}[kind]
+               "edits": cfg.signals.edits, "judgments": cfg.signals.pairwise, "rated": cfg.signals.ratings}[kind]
     if not section.enabled:
         return None
+    if kind == "rated":
+        return lambda table: ratings.mine_ratings(table, section, cfg.sources.rated_score)
     fn = {"conversations": conversations.mine_conversations, "ugc": ugc.mine_ugc,
           "edits": edits.mine_edits, "judgments": pairwise.mine_pairwise}[kind]
     return lambda table: fn(table, section)

@@ -45,10 +45,11 @@ def test_inputs_fingerprints_match_manifest(run):
 
 
 def test_tables_follow_their_contracts(run):
-    assert set(run.tables) == {"conversations", "ugc", "edits", "judgments", "prompts"}
+    assert set(run.tables) == {"conversations", "ugc", "edits", "judgments", "prompts", "rated"}
     for name, t in run.tables.items():
         assert t.schema == schema(name)
-        assert t.num_rows > 0 or name == "prompts"  # the samples are logs; prompt files live in data/prompts
+        # the samples are logs; prompt files live in data/prompts, rated candidates are tested in test_rated
+        assert t.num_rows > 0 or name in ("prompts", "rated")
     assert run.quarantine.schema == schema("quarantine")
 
 

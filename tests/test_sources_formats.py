@@ -20,7 +20,7 @@ def test_mixed_file_every_format(tmp_path):
                                       "thread": 1, "lamp": 1, "r3": 1, "edit": 1, "pandalm": 1, "pairwise": 1,
                                       "lamp_ranking": 1, "wqrm": 1, "prompt": 1}
     assert {t: len(rows(batch, t)) for t in batch.tables} == {"conversations": 3, "ugc": 3 + 4, "edits": 3,
-                                                              "judgments": 3 + 3 + 3 + 3, "prompts": 1}
+                                                              "judgments": 3 + 3 + 3 + 3, "prompts": 1, "rated": 0}
 
 
 def test_prompt_records_text_or_chat_ending_with_a_user_turn(tmp_path):

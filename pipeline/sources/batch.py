@@ -16,7 +16,7 @@ from pipeline.schema import conform, empty as empty_table, from_rows
 
 from . import pii, readers
 
-TABLES = ("conversations", "ugc", "edits", "judgments", "prompts")
+TABLES = ("conversations", "ugc", "edits", "judgments", "prompts", "rated")
 ID_COLUMNS = {"conversations": "conversation_id", "ugc": "post_id", "edits": "edit_id"}
 RECORDS = pa.schema([pa.field("record_id", pa.string(), nullable=False),
                      pa.field("source_file", pa.string(), nullable=False),
@@ -27,7 +27,7 @@ RAW_CAP = 64 * 1024
 
 @dataclass
 class SourceBatch:
-    tables: dict[str, pa.Table]   # conversations, ugc, edits, judgments, prompts; conform()ed, empty when none
+    tables: dict[str, pa.Table]   # conversations, ugc, edits, judgments, prompts, rated; conform()ed, empty when none
     quarantine: pa.Table          # schemas/quarantine.yaml
     records: pa.Table             # every record read: record_id, source_file, line
     inputs: list[dict]            # per file: path, label, sha256, bytes, records

@@ -2,7 +2,6 @@
 or quarantined with a specific error kind; `records` lists them all."""
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -11,13 +10,14 @@ import pyarrow as pa
 from pipeline.config import SourcesConfig
 from pipeline.schema import from_rows
 
-from . import pii, readers
+from . import pii, rated, readers
 from .batch import LINKS, RECORDS, TABLES, SourceBatch, merge, quarantine_row
 from .detect import detect
 from .fields import Ctx, RecordError, type_name
 
 TEXT_COLUMNS = {"conversations": ["messages"], "ugc": ["text", "title"], "edits": ["prompt", "original", "edited"],
-                "judgments": ["prompt", "response_a", "response_b"], "prompts": ["prompt"]}
+                "judgments": ["prompt", "response_a", "response_b"], "prompts": ["prompt"],
+                "rated": ["prompt", "response"]}
 MESSAGE_COLUMNS = {"messages", "prompt"}
 
 
@@ -25,6 +25,8 @@ def read_file(path, cfg: SourcesConfig, label: str | None = None) -> SourceBatch
     """Read one file; a bad record is quarantined and reading goes on; an unreadable file gives one
     quarantine row with line 0."""
     path = Path(path)
+    if rated.sniff(path):  # rated candidates have their own column-wise reader (no Python per record)
+        return merge([rated.read_rated(path, label or path.name, cfg, cfg.rated_score)])
     reader = _FileReader(path, label or path.name, cfg)
     return merge([reader.run()])
 
@@ -49,28 +51,6 @@ def unique_labels(paths: list[Path]) -> list[str]:
         seen[x] += 1
         out.append(x if seen[x] == 1 else f"{x}#{seen[x]}")
     return out
-
-
-def parse_record(rec: readers.RawRecord, max_record_bytes: int):
-    """The JSON value of one raw record, or a RecordError naming what is wrong with it."""
-    if len(rec.raw) > max_record_bytes:
-        raise RecordError("oversized", f"record is {len(rec.raw):,} bytes, over max_record_bytes="
-                                       f"{max_record_bytes:,}")
-    if rec.error is not None:
-        raise rec.error
-    if rec.value is not readers.NOT_PARSED:
-        return rec.value
-    try:
-        text = rec.raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RecordError("bad_encoding", f"invalid UTF-8: byte {rec.raw[exc.start:exc.start + 1]!r} "
-                                          f"at offset {exc.start} of the line") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RecordError("invalid_json", f"{exc.msg} at column {exc.colno}") from None
-    except RecursionError:
-        raise RecordError("invalid_json", "JSON nested too deeply") from None
 
 
 class _FileReader:
@@ -99,7 +79,7 @@ class _FileReader:
     def _record(self, rec: readers.RawRecord) -> None:
         record_id = f"{self.label}:{rec.line}"
         try:
-            value = parse_record(rec, self.cfg.max_record_bytes)
+            value = readers.parse_record(rec, self.cfg.max_record_bytes)
             if not isinstance(value, dict):
                 raise RecordError("not_an_object", f"expected a JSON object, got {type_name(value)}")
             fmt = detect(value)

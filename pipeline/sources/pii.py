@@ -121,10 +121,25 @@ def _python_replace(texts: list[str | None], rule: Rule) -> tuple[list[str | Non
     return [t if t is None else rule.python.sub(sub, t) for t in texts], count
 
 
+# Any rule's RE2 pattern: one scan finds the few rows that may hold PII; the rules run on those only
+# (a row no rule matches is left unchanged by all of them, so the result is the same).
+ANY_RULE = "|".join(f"(?:{rule.re2})" for rule in RULES)
+
+
 def scrub(texts: pa.Array | pa.ChunkedArray, counts: Counter) -> pa.Array:
     """Scrub one string column; adds the number of replacements per kind to `counts`."""
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
+    if len(texts) == 0:
+        return texts
+    maybe = pc.fill_null(pc.match_substring_regex(texts, ANY_RULE), False)
+    rows = pc.indices_nonzero(maybe)
+    if len(rows) == 0:
+        return texts
+    return pc.replace_with_mask(texts, maybe, _apply_rules(texts.take(rows), counts))
+
+
+def _apply_rules(texts: pa.Array, counts: Counter) -> pa.Array:
     for rule in RULES:
         if len(texts) == 0:
             break

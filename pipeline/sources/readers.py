@@ -210,3 +210,25 @@ def describe(exc: Exception) -> str:
     if isinstance(exc, (gzip.BadGzipFile, zlib.error)):
         return f"corrupt gzip: {exc}"
     return f"{type(exc).__name__}: {exc}"
+
+
+def parse_record(rec: RawRecord, max_record_bytes: int):
+    """The JSON value of one raw record, or a RecordError naming what is wrong with it."""
+    if len(rec.raw) > max_record_bytes:
+        raise RecordError("oversized", f"record is {len(rec.raw):,} bytes, over max_record_bytes="
+                                       f"{max_record_bytes:,}")
+    if rec.error is not None:
+        raise rec.error
+    if rec.value is not NOT_PARSED:
+        return rec.value
+    try:
+        text = rec.raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordError("bad_encoding", f"invalid UTF-8: byte {rec.raw[exc.start:exc.start + 1]!r} "
+                                          f"at offset {exc.start} of the line") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RecordError("invalid_json", f"{exc.msg} at column {exc.colno}") from None
+    except RecursionError:
+        raise RecordError("invalid_json", "JSON nested too deeply") from None

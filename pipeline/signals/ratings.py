@@ -1,0 +1,104 @@
+"""`ratings`: pairs from rated candidates (UltraFeedback and the generic prompt + candidates form),
+one DuckDB query over the whole `rated` table, so no Python runs per prompt.
+
+The candidates of one record compete. Texts are compared after whitespace normalization, and the
+tie rule holds inside the policy: a pair needs a strictly higher score on the chosen side and a
+different text, so equal scores or identical texts never make a pair. Policies:
+
+* `best_vs_worst`: the best candidate (highest score, first on ties) vs the lowest-scored one
+  whose text differs from the best's;
+* `best_vs_random`: the best vs a seeded random draw among the lower-scored candidates with a
+  different text (the Tulu 3 recipe); the draw hashes the seed, the prompt and the response, so
+  it does not depend on the file's name or order;
+* `all_pairs`: every (higher, lower) pair with different texts; `filters.min_margin.ratings`
+  then keeps those above a margin.
+
+Every candidate that ends in no pair gets the reason in the ledger."""
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from pipeline.config import RatingsSignalConfig
+from pipeline.schema import conform
+from pipeline.signals.result import SignalResult
+
+NORMALIZED = """
+CREATE OR REPLACE TEMP TABLE c AS
+SELECT record_id, prompt_key, prompt, candidate, response, score, model, format,
+       trim(regexp_replace(response, '\\s+', ' ', 'g')) AS norm FROM rated;
+CREATE OR REPLACE TEMP TABLE g AS
+SELECT prompt_key, count(*) AS n, max(score) AS hi, min(score) AS lo,
+       arg_max(candidate, (score, -candidate)) AS best
+FROM c GROUP BY prompt_key;
+CREATE OR REPLACE TEMP TABLE lower AS   -- candidates a pair with the best may reject
+SELECT c.*, b.candidate AS best_candidate FROM c
+JOIN g USING (prompt_key) JOIN c AS b ON b.prompt_key = c.prompt_key AND b.candidate = g.best
+WHERE c.score < b.score AND c.norm <> b.norm;
+"""
+
+REJECTED = {
+    "best_vs_worst": "arg_min(candidate, (score, -candidate))",
+    "best_vs_random": "arg_min(candidate, md5(concat($seed, chr(31), prompt_key_text, chr(31), norm)))",
+}
+
+PAIRS = """
+SELECT h.prompt AS prompt, h.response AS chosen, l.response AS rejected,
+       h.score AS score_chosen, l.score AS score_rejected, h.score - l.score AS margin,
+       'rated' AS source, 'ratings' AS signal, 'ratings:' || f.field AS annotator, 1.0 AS weight,
+       [h.record_id, l.record_id] AS input_ids, h.score - l.score AS signal_value,
+       to_json({'policy': $policy, 'format': h.format, 'score_field': f.field, 'candidates': g.n,
+                'chosen': {'candidate': h.candidate, 'model': h.model, 'score': h.score},
+                'rejected': {'candidate': l.candidate, 'model': l.model, 'score': l.score}})::VARCHAR AS evidence,
+       'implicit' AS recipe,
+       'generator:' || coalesce(h.model, 'unknown') AS chosen_origin,
+       'generator:' || coalesce(l.model, 'unknown') AS rejected_origin,
+       NULL::VARCHAR AS generator
+FROM picks p JOIN g USING (prompt_key)
+JOIN c AS h ON h.prompt_key = p.prompt_key AND h.candidate = p.chosen
+JOIN c AS l ON l.prompt_key = p.prompt_key AND l.candidate = p.rejected,
+LATERAL (SELECT CASE h.format WHEN 'ultrafeedback' THEN $score_field ELSE 'score' END AS field) f
+ORDER BY h.record_id, l.record_id
+"""
+
+UNPAIRED = """
+SELECT c.record_id,
+       'ratings: ' || CASE
+           WHEN g.n < 2 THEN 'the only usable candidate of its prompt (the others, if any, are quarantined)'
+           WHEN g.hi = g.lo THEN 'all ' || g.n || ' candidates tie at score ' || g.hi
+           WHEN NOT EXISTS (SELECT 1 FROM lower x WHERE x.prompt_key = c.prompt_key)
+               THEN 'every lower-scored candidate repeats the best one''s text'
+           WHEN c.candidate <> b.candidate AND c.norm = b.norm
+               THEN 'repeats the text of the best candidate (#' || b.candidate || ')'
+           WHEN $policy = 'all_pairs' THEN 'ties every other candidate it differs from, or repeats their text'
+           ELSE 'not picked by ' || $policy || ' (score ' || c.score || ', best ' || g.hi || ')' END AS reason
+FROM c JOIN g USING (prompt_key) JOIN c AS b ON b.prompt_key = c.prompt_key AND b.candidate = g.best
+WHERE c.record_id NOT IN (SELECT unnest(input_ids) FROM pairs)
+ORDER BY c.record_id
+"""
+
+
+def _picks_sql(policy: str) -> str:
+    if policy == "all_pairs":
+        return """CREATE OR REPLACE TEMP TABLE picks AS
+                  SELECT h.prompt_key, h.candidate AS chosen, l.candidate AS rejected
+                  FROM c AS h JOIN c AS l ON h.prompt_key = l.prompt_key AND h.score > l.score AND h.norm <> l.norm"""
+    return f"""CREATE OR REPLACE TEMP TABLE picks AS
+               SELECT prompt_key, any_value(best_candidate) AS chosen, {REJECTED[policy]} AS rejected
+               FROM (SELECT *, prompt[-1].content AS prompt_key_text FROM lower) GROUP BY prompt_key"""
+
+
+def mine_ratings(rated: pa.Table, cfg: RatingsSignalConfig, score_field: str = "fine-grained_score") -> SignalResult:
+    """Pairs by `cfg.policy`, and why every other candidate made none."""
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    try:
+        con.register("rated", rated)
+        con.execute(NORMALIZED)
+        con.execute(_picks_sql(cfg.policy), {"seed": str(cfg.seed)} if cfg.policy == "best_vs_random" else {})
+        pairs = con.sql(PAIRS, params={"policy": cfg.policy, "score_field": score_field}).to_arrow_table()
+        con.register("pairs", pairs)
+        unpaired = con.sql(UNPAIRED, params={"policy": cfg.policy}).to_arrow_table()
+    finally:
+        con.close()
+    return SignalResult(pairs=conform("raw_pairs", pairs), unpaired=conform("unpaired", unpaired))

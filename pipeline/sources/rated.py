@@ -1,0 +1,289 @@
+"""Rated candidates, read column-wise: UltraFeedback raw records (`instruction`, `completions:
+[{model, response, overall_score, fine-grained_score, annotations}]`) and the generic form
+(`prompt` text or chat, `candidates: [{response, score, model?}]`), one per JSONL line (plain or
+gzip). A file is rated when its first record has either shape.
+
+Lines are cut with NumPy and parsed by DuckDB's JSON functions in blocks of a few MB, so memory
+stays bounded by the block and no Python runs per record. The unit of the ledger here is the
+candidate (`FILE:LINE#K`): a candidate without a usable score is quarantined alone with its reason,
+and its siblings are still paired; a record that is not a rated record at all is quarantined whole
+(`FILE:LINE`)."""
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import zlib
+from collections import Counter
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.config import SourcesConfig
+from pipeline.schema import conform, empty as empty_table, from_rows
+
+from . import pii, prompts, readers
+from .batch import RECORDS, TABLES, SourceBatch, quarantine_row
+from .fields import Ctx, RecordError, type_name
+from .readers import GZIP_MAGIC
+
+BLOCK_BYTES = 8 << 20
+FORMATS = {"ultrafeedback": ("instruction", "completions"), "candidates": ("prompt", "candidates")}  # prompt, candidates keys
+
+
+def sniff(path: Path) -> str | None:
+    """'ultrafeedback' or 'candidates' when the file's first record has that shape, else None."""
+    try:
+        with _open(Path(path)) as f:
+            for raw in f:
+                if raw.strip():
+                    value = json.loads(raw)
+                    break
+            else:
+                return None
+    except (OSError, EOFError, ValueError, zlib.error):
+        return None  # the record readers report what is wrong with the file
+    return _shape(value) if isinstance(value, dict) else None
+
+
+def _open(path: Path):
+    with path.open("rb") as f:
+        gz = f.read(2) == GZIP_MAGIC
+    return gzip.open(path, "rb") if gz else path.open("rb")
+
+
+def line_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, pa.Array]]:
+    """(number of the block's first line, its lines as a binary array), for every block of lines."""
+    first, carry = 1, b""
+    with _open(Path(path)) as f:
+        while True:
+            chunk = f.read(block_bytes)
+            if not chunk:
+                break
+            buf = carry + chunk
+            cut = buf.rfind(b"\n") + 1
+            if cut == 0:
+                carry = buf
+                continue
+            lines = _split(buf[:cut])
+            carry = buf[cut:]
+            yield first, lines
+            first += len(lines)
+    if carry:
+        yield first, _split(carry + b"\n")
+
+
+def _split(block: bytes) -> pa.Array:
+    """The lines of a block that ends with a newline, zero-copy: each value keeps its newline
+    (JSON ignores it; the SQL trims it)."""
+    ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10) + 1
+    offsets = np.concatenate([[0], ends]).astype(np.int64)
+    return pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(ends),
+                                            [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(block)])
+
+
+SCORE_FIELDS = ("fine-grained_score", "overall_score")   # UltraFeedback's; the generic form's is `score`
+SHAPE = json.dumps({"instruction": "JSON", "prompt": "JSON",
+                    "completions": [{"model": "JSON", "response": "JSON", "score": "JSON",
+                                     **{f: "JSON" for f in SCORE_FIELDS}}],
+                    "candidates": [{"model": "JSON", "response": "JSON", "score": "JSON"}]})
+MESSAGES_SHAPE = '[{"role": "VARCHAR", "content": "VARCHAR"}]'
+
+# One JSON parse per line (json_transform); every check after it reads small typed fragments.
+# Rows that fail any check get error = true and are explained by Python (rare, and precise there).
+RECORDS_SQL = """
+WITH t AS (SELECT line, raw, TRY(decode(raw)) AS text FROM lines),
+j AS (SELECT line, raw, text, TRY(json_transform(text, $shape)) AS j FROM t
+      WHERE octet_length(raw) > 2),  -- blank lines are no records (longer all-blank ones: see _Out.add)
+r AS (SELECT line, raw,
+             CASE WHEN j.completions IS NOT NULL AND j.instruction IS NOT NULL THEN 'ultrafeedback'
+                  WHEN j.candidates IS NOT NULL AND j.prompt IS NOT NULL THEN 'candidates' END AS fmt,
+             coalesce(j.instruction, j.prompt) AS prompt_json,
+             CASE WHEN j.completions IS NOT NULL AND j.instruction IS NOT NULL
+                  THEN list_transform(j.completions, lambda c: {'model': c.model, 'response': c.response,
+                                                                'score': c."{score_field}"})
+                  ELSE j.candidates END AS cands
+      FROM j),
+p AS (SELECT *, json_type(prompt_json) AS ptype,
+             CASE json_type(prompt_json)
+                  WHEN 'VARCHAR' THEN [{'role': 'user', 'content': prompt_json ->> '$'}]
+                  WHEN 'ARRAY' THEN TRY(from_json(prompt_json, $messages_shape)) END AS prompt
+      FROM r)
+SELECT line, raw, fmt, prompt, cands,
+       (fmt IS NULL OR prompt IS NULL OR len(cands) = 0
+       OR list_bool_or(list_transform(prompt, lambda m: m.content IS NULL OR m.role IS NULL
+                                      OR m.role NOT IN ('system', 'user', 'assistant')
+                                      OR length(m.content) > $max_chars))
+       OR prompt[-1].role <> 'user' OR trim(prompt[-1].content) = ''
+       OR octet_length(raw) > $max_bytes) IS NOT FALSE AS error
+FROM p
+"""
+
+CANDIDATES_SQL = """
+SELECT line, k, fmt, prompt, response, score, model,
+       (rtype IS DISTINCT FROM 'VARCHAR' OR trim(response) = '' OR length(response) > $max_chars
+        OR stype NOT IN ('DOUBLE', 'BIGINT', 'UBIGINT') OR NOT isfinite(score)
+        OR (mtype IS NOT NULL AND mtype NOT IN ('VARCHAR', 'NULL'))) IS NOT FALSE AS error
+FROM (SELECT line, k, fmt, prompt, json_type(c.response) AS rtype, c.response ->> '$' AS response,
+             json_type(c.score) AS stype, TRY_CAST(c.score AS DOUBLE) AS score,
+             json_type(c.model) AS mtype, c.model ->> '$' AS model
+      FROM (SELECT line, fmt, prompt, unnest(cands) AS c, generate_subscripts(cands, 1) AS k
+            FROM records WHERE NOT error))
+"""
+
+
+
+def read_rated(path, label: str, cfg: SourcesConfig, score_field: str = "fine-grained_score") -> SourceBatch:
+    """Every candidate of a rated file as a `rated` row, or quarantined with its reason; an
+    unreadable file is one quarantine row with line 0, as in the record readers."""
+    if score_field not in SCORE_FIELDS:
+        raise ValueError(f"score_field must be one of {SCORE_FIELDS}, got {score_field!r}")
+    path, out = Path(path), _Out(label, str(path), cfg, score_field)
+    sha256 = size = None
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    params = {"shape": SHAPE, "messages_shape": MESSAGES_SHAPE, "max_chars": cfg.max_text_chars,
+              "max_bytes": cfg.max_record_bytes}
+    records_sql = RECORDS_SQL.replace("{score_field}", score_field)  # one of SCORE_FIELDS: safe to inline
+    try:
+        sha256, size = readers.fingerprint(path)
+        for first, lines in line_blocks(path):
+            con.register("lines", pa.table({"line": np.arange(first, first + len(lines), dtype=np.int64),
+                                            "raw": lines}))
+            con.execute(f"CREATE OR REPLACE TEMP TABLE records AS {records_sql}", params)
+            bad = con.sql("SELECT line, raw FROM records WHERE error").to_arrow_table()
+            out.add(bad, con.sql(CANDIDATES_SQL, params={"max_chars": cfg.max_text_chars}).to_arrow_table(),
+                    lambda lines: dict(con.execute("SELECT line, raw FROM records WHERE list_contains(?, line)",
+                                                   [lines]).fetchall()))
+    except (OSError, EOFError, zlib.error) as exc:
+        out.unreadable(readers.describe(exc))
+    finally:
+        con.close()
+    return out.batch(sha256, size)
+
+
+def _ids(label: str, lines: pa.Array, ks: pa.Array | None = None) -> pa.Array:
+    ids = pc.binary_join_element_wise(label, pc.cast(lines, pa.string()), ":")
+    return ids if ks is None else pc.binary_join_element_wise(ids, pc.cast(ks, pa.string()), "#")
+
+
+class _Out:
+    """What a rated file yields, block by block: candidate rows, quarantine rows and record ids."""
+
+    def __init__(self, label: str, source: str, cfg: SourcesConfig, score_field: str):
+        self.label, self.source, self.cfg, self.score_field = label, source, cfg, score_field
+        self.rated: list[pa.Table] = []
+        self.quarantine: list[dict] = []
+        self.records: list[pa.Table] = []
+
+    def add(self, bad_recs: pa.Table, cands: pa.Table, raws_of) -> None:
+        """One block: the records the SQL turned down (line, raw), every candidate of the others,
+        and `raws_of(lines)`, which fetches raw lines by number (for the rejected candidates)."""
+        bad_cands = cands.filter(cands["error"])
+        good = cands.filter(pc.invert(cands["error"]))
+        for r in bad_recs.to_pylist():
+            if not r["raw"].strip():
+                continue  # a blank line is no record
+            self._quarantine(f"{self.label}:{r['line']}", r["line"], r["raw"], _explain_record(r["raw"], self.cfg))
+        if bad_cands.num_rows:
+            raws = raws_of(sorted(set(bad_cands["line"].to_pylist())))
+            for c in bad_cands.select(["line", "k", "fmt"]).to_pylist():
+                item, why = _explain_candidate(raws[c["line"]], c["fmt"], c["k"], self.score_field, self.cfg)
+                self._quarantine(f"{self.label}:{c['line']}#{c['k']}", c["line"], item, why)
+        self.rated.append(pa.table({
+            "record_id": _ids(self.label, good["line"], good["k"]), "prompt_key": _ids(self.label, good["line"]),
+            "prompt": good["prompt"], "candidate": good["k"], "response": good["response"], "score": good["score"],
+            "model": good["model"], "format": good["fmt"]}))
+        for ids, lines in ((_ids(self.label, good["line"], good["k"]), good["line"]),
+                           (_ids(self.label, bad_cands["line"], bad_cands["k"]), bad_cands["line"]),
+                           (_ids(self.label, bad_recs["line"]), bad_recs["line"])):
+            self.records.append(pa.table({"record_id": ids, "source_file": pa.repeat(self.source, len(ids)),
+                                          "line": lines}, schema=RECORDS))
+
+    def unreadable(self, message: str) -> None:
+        read = sum(t.num_rows for t in self.records)
+        suffix = f" (after {read} records were read)" if read else ""
+        self._quarantine(f"{self.label}:0", 0, None,
+                         RecordError("unreadable_file", f"{self.source}: {message}{suffix}"))
+
+    def _quarantine(self, record_id: str, line: int, raw: bytes | None, exc: RecordError) -> None:
+        self.quarantine.append(quarantine_row(record_id, self.source, line, exc.kind, exc.message, raw))
+        if line == 0:
+            self.records.append(pa.table({"record_id": [record_id], "source_file": [self.source], "line": [0]},
+                                         schema=RECORDS))
+
+    def batch(self, sha256: str | None, size: int | None) -> SourceBatch:
+        rated = conform("rated", pa.concat_tables(self.rated) if self.rated else empty_table("rated"))
+        quarantine = from_rows("quarantine", self.quarantine)
+        counts: Counter = Counter()
+        if self.cfg.scrub_pii:
+            rated = rated.set_column(rated.schema.get_field_index("response"), "response",
+                                     pii.scrub(rated["response"], counts))
+            rated = rated.set_column(rated.schema.get_field_index("prompt"), "prompt",
+                                     pii.scrub_messages(rated["prompt"], counts))
+            quarantine = pii.scrub_raw(quarantine, counts)
+        records = pa.concat_tables(self.records) if self.records else RECORDS.empty_table()
+        tables = {name: empty_table(name) for name in TABLES}
+        tables["rated"] = rated
+        stats = {"pii_scrubbed": ({k: 0 for k in pii.KINDS} | dict(counts)) if self.cfg.scrub_pii else {},
+                 "normalized": {}}
+        return SourceBatch(tables=tables, quarantine=quarantine, records=records,
+                           inputs=[{"path": self.source, "label": self.label, "sha256": sha256, "bytes": size,
+                                    "records": records.num_rows}], stats=stats)
+
+
+def _explain_record(raw: bytes, cfg: SourcesConfig) -> RecordError:
+    """Why the SQL turned a record down, in the record readers' words (runs only on rejected rows)."""
+    try:
+        value = readers.parse_record(readers.RawRecord(0, raw), cfg.max_record_bytes)
+        if not isinstance(value, dict):
+            raise RecordError("not_an_object", f"expected a JSON object, got {type_name(value)}")
+        fmt = _shape(value)
+        if fmt is None:
+            keys = ", ".join(sorted(value)[:20])
+            raise RecordError("unknown_format", "not a rated record: expected instruction + completions "
+                                                f"(UltraFeedback) or prompt + candidates; keys [{keys}]")
+        ctx = Ctx("", cfg.max_text_chars)
+        if fmt == "ultrafeedback":
+            ctx.check_text(value["instruction"], "instruction")
+        else:
+            prompts.chat({"prompt": value["prompt"]}, ctx)
+        key = FORMATS[fmt][1]
+        if not isinstance(value[key], list):
+            raise RecordError("wrong_type", f"{key}: expected an array, got {type_name(value[key])}")
+        if not value[key]:
+            raise RecordError("missing_field", f"{key} is empty: no candidate to pair")
+    except RecordError as exc:
+        return exc
+    return RecordError("wrong_type", "the record does not fit the rated-record shape")
+
+
+def _explain_candidate(raw: bytes, fmt: str, k: int, score_field: str, cfg: SourcesConfig) -> tuple[bytes, RecordError]:
+    """(the candidate's own JSON, why it cannot be paired)."""
+    key = FORMATS[fmt][1]
+    item = json.loads(raw)[key][k - 1]
+    where = f"{key}[{k}]"
+    field = score_field if fmt == "ultrafeedback" else "score"
+    ctx = Ctx("", cfg.max_text_chars)
+    try:
+        if not isinstance(item, dict):
+            raise RecordError("wrong_type", f"{where}: expected an object, got {type_name(item)}")
+        ctx.text(item, "response", where)
+        score = ctx.get(item, field, where)
+        if isinstance(score, bool) or not isinstance(score, (int, float)):
+            raise RecordError("wrong_type", f"{where}.{field}: expected a number, got {type_name(score)} ({score!r:.40})")
+        if not math.isfinite(score):
+            raise RecordError("wrong_type", f"{where}.{field}: {score} is not a finite number")
+        if item.get("model") is not None and not isinstance(item["model"], str):
+            raise RecordError("wrong_type", f"{where}.model: expected a string, got {type_name(item['model'])}")
+    except RecordError as exc:
+        return json.dumps(item, ensure_ascii=False).encode(), exc
+    return json.dumps(item, ensure_ascii=False).encode(), RecordError("wrong_type", f"{where} cannot be read")
+
+
+def _shape(value: dict) -> str | None:
+    return next((name for name, (p, c) in FORMATS.items() if p in value and c in value), None)
