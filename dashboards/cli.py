@@ -16,7 +16,7 @@ def dashboard(ref: Annotated[str, typer.Argument(help="NAME@VERSION (NAME alone 
               workspace: Workspace = None, as_json: AsJson = False):
     """Write a version's dashboard (ledger funnel, pairs, scores, length bias, annotators, duplicates,
     quarantine, sample pairs) to OUT/index.html; it opens offline in any browser."""
-    from dashboards import build_dashboard
+    from dashboards.build import build_dashboard
     from pipeline.store.layout import StoreError, dashboard_dir, resolve_ref
 
     ws = workspace_dir(workspace)

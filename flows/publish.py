@@ -9,7 +9,7 @@ from pathlib import Path
 from prefect import get_run_logger
 from prefect.artifacts import create_link_artifact, create_table_artifact
 
-from dashboards import build_dashboard
+from dashboards.build import build_dashboard
 from pipeline.store.layout import StoreError, VersionRef, dashboard_dir
 
 SUMMARY_KEYS = ("inputs", "kept", "filtered", "quarantined", "pairs")

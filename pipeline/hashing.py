@@ -4,13 +4,32 @@ from __future__ import annotations
 
 import hashlib
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+_NEEDS_WORK = r"[\t\n\v\f\r]|  |^\s|\s$"   # only these rows change (plus Unicode space at the ends)
+
 
 def normalize_ws(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """Collapse runs of whitespace to one space and trim: the form the tie rule compares."""
-    return pc.utf8_trim_whitespace(pc.replace_substring_regex(texts, r"\s+", " "))
+    """Collapse runs of whitespace (RE2's \\s: space, \\t, \\n, \\f, \\r) to one space and trim
+    Unicode whitespace: the form the tie rule compares and ids hash. Only rows that need it are
+    rewritten, by splitting on ASCII whitespace and joining with spaces (twice as fast as the regex);
+    a row holding a vertical tab, which RE2's \\s keeps, takes the regex."""
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if len(texts) == 0:
+        return pc.utf8_trim_whitespace(texts)
+    needs = pc.or_(pc.fill_null(pc.match_substring_regex(texts, _NEEDS_WORK), False),
+                   pc.fill_null(pc.not_equal(pc.utf8_trim_whitespace(texts), texts), False))
+    if not pc.any(needs).as_py():
+        return texts
+    sub = texts.filter(needs)
+    out = pc.utf8_trim_whitespace(pc.binary_join(pc.ascii_split_whitespace(sub), " "))
+    vtab = pc.fill_null(pc.match_substring(sub, "\v"), False)
+    if pc.any(vtab).as_py():
+        out = pc.if_else(vtab, pc.utf8_trim_whitespace(pc.replace_substring_regex(sub, r"\s+", " ")), out)
+    return pc.replace_with_mask(texts, needs, out.cast(texts.type))
 
 
 def messages_text(messages: pa.Array | pa.ChunkedArray, with_roles: bool = True) -> pa.Array:
@@ -25,7 +44,13 @@ def messages_text(messages: pa.Array | pa.ChunkedArray, with_roles: bool = True)
 
 
 def sha256_hex(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
-    return pa.array([hashlib.sha256(t.encode()).hexdigest() for t in texts.to_pylist()], pa.string())
+    """Hex SHA-256 of each string's UTF-8 bytes (DuckDB's sha256, vectorized; same digests as hashlib)."""
+    con = duckdb.connect()
+    try:
+        con.register("t", pa.table({"x": texts}))
+        return con.sql("SELECT sha256(x) FROM t").to_arrow_table().column(0).combine_chunks()
+    finally:
+        con.close()
 
 
 def prompt_ids(prompt: pa.Array | pa.ChunkedArray) -> pa.Array:

@@ -18,8 +18,7 @@ def quality_guard(table: pa.Table, cfg: QualityConfig) -> tuple[np.ndarray, np.n
     for side in ("rejected", "chosen"):  # chosen last: its reason wins when both fail
         text = first_content(table[side])
         length = pc.utf8_length(text).to_numpy(zero_copy_only=False)
-        alnum = pc.utf8_length(pc.replace_substring_regex(text, r"[^\p{L}\p{N}]", "")).to_numpy(
-            zero_copy_only=False)
+        alnum = alnum_counts(text)
         ratio = np.divide(alnum, length, out=np.zeros(n), where=length > 0)
         for bad, why in ((length < cfg.min_chars, f"{side} shorter than {cfg.min_chars} chars"),
                          (length > cfg.max_chars, f"{side} longer than {cfg.max_chars} chars"),
@@ -28,6 +27,38 @@ def quality_guard(table: pa.Table, cfg: QualityConfig) -> tuple[np.ndarray, np.n
             passed &= ~bad
             reason[bad] = why
     return passed, reason
+
+
+_ASCII_ALNUM = np.zeros(256, dtype=np.uint8)
+_ASCII_ALNUM[[*range(48, 58), *range(65, 91), *range(97, 123)]] = 1
+
+
+def alnum_counts(text: pa.Array) -> np.ndarray:
+    """Letters and digits per string (Unicode \\p{L} and \\p{N}). All-ASCII strings are counted
+    byte-wise with NumPy; only strings with other characters go through the Unicode regex."""
+    text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+    text = pc.fill_null(text, "")
+    if pa.types.is_large_string(text.type):
+        text = text.cast(pa.string())
+    offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset:text.offset + len(text) + 1]
+    data = np.frombuffer(text.buffers()[2], dtype=np.uint8) if text.buffers()[2] is not None else np.zeros(0, np.uint8)
+    data = data[offsets[0]:offsets[-1]]
+    starts, lengths = offsets[:-1] - offsets[0], np.diff(offsets)
+    full = np.flatnonzero(lengths > 0)          # reduceat needs non-empty segments
+
+    def per_row(mask: np.ndarray) -> np.ndarray:
+        out = np.zeros(len(lengths), dtype=np.int64)
+        if len(full):
+            out[full] = np.add.reduceat(mask, starts[full], dtype=np.int64)
+        return out
+
+    counts, wide = per_row(_ASCII_ALNUM[data]), per_row((data >= 128).view(np.uint8))
+    rows = np.flatnonzero(wide > 0)
+    if len(rows):
+        sub = text.take(pa.array(rows))
+        counts[rows] = pc.utf8_length(pc.replace_substring_regex(sub, r"[^\p{L}\p{N}]", "")).to_numpy(
+            zero_copy_only=False)
+    return counts
 
 
 def margin_threshold(table: pa.Table, min_margin: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:

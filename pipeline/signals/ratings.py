@@ -8,8 +8,8 @@ different text, so equal scores or identical texts never make a pair. Policies:
 * `best_vs_worst`: the best candidate (highest score, first on ties) vs the lowest-scored one
   whose text differs from the best's;
 * `best_vs_random`: the best vs a seeded random draw among the lower-scored candidates with a
-  different text (the Tulu 3 recipe); the draw hashes the seed, the prompt and the response, so
-  it does not depend on the file's name or order;
+  different text (the Tulu 3 recipe); the draw hashes the seed and the two responses, so it does
+  not depend on the file's name or order;
 * `all_pairs`: every (higher, lower) pair with different texts; `filters.min_margin.ratings`
   then keeps those above a margin.
 
@@ -20,26 +20,25 @@ import duckdb
 import pyarrow as pa
 
 from pipeline.config import RatingsSignalConfig
+from pipeline.hashing import normalize_ws
 from pipeline.schema import conform
 from pipeline.signals.result import SignalResult
 
+# `c` is the rated table plus `norm`, each response whitespace-normalized as the tie rule does
 NORMALIZED = """
-CREATE OR REPLACE TEMP TABLE c AS
-SELECT record_id, prompt_key, prompt, candidate, response, score, model, format,
-       trim(regexp_replace(response, '\\s+', ' ', 'g')) AS norm FROM rated;
 CREATE OR REPLACE TEMP TABLE g AS
 SELECT prompt_key, count(*) AS n, max(score) AS hi, min(score) AS lo,
        arg_max(candidate, (score, -candidate)) AS best
 FROM c GROUP BY prompt_key;
 CREATE OR REPLACE TEMP TABLE lower AS   -- candidates a pair with the best may reject
-SELECT c.*, b.candidate AS best_candidate FROM c
+SELECT c.prompt_key, c.candidate, c.score, c.norm, b.candidate AS best_candidate, b.norm AS best_norm FROM c
 JOIN g USING (prompt_key) JOIN c AS b ON b.prompt_key = c.prompt_key AND b.candidate = g.best
 WHERE c.score < b.score AND c.norm <> b.norm;
 """
 
 REJECTED = {
     "best_vs_worst": "arg_min(candidate, (score, -candidate))",
-    "best_vs_random": "arg_min(candidate, md5(concat($seed, chr(31), prompt_key_text, chr(31), norm)))",
+    "best_vs_random": "arg_min(candidate, md5(concat($seed, chr(31), best_norm, chr(31), norm)))",
 }
 
 PAIRS = """
@@ -85,7 +84,7 @@ def _picks_sql(policy: str) -> str:
                   FROM c AS h JOIN c AS l ON h.prompt_key = l.prompt_key AND h.score > l.score AND h.norm <> l.norm"""
     return f"""CREATE OR REPLACE TEMP TABLE picks AS
                SELECT prompt_key, any_value(best_candidate) AS chosen, {REJECTED[policy]} AS rejected
-               FROM (SELECT *, prompt[-1].content AS prompt_key_text FROM lower) GROUP BY prompt_key"""
+               FROM lower GROUP BY prompt_key"""
 
 
 def mine_ratings(rated: pa.Table, cfg: RatingsSignalConfig, score_field: str = "fine-grained_score") -> SignalResult:
@@ -93,7 +92,7 @@ def mine_ratings(rated: pa.Table, cfg: RatingsSignalConfig, score_field: str = "
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     try:
-        con.register("rated", rated)
+        con.register("c", rated.append_column("norm", normalize_ws(rated["response"])))
         con.execute(NORMALIZED)
         con.execute(_picks_sql(cfg.policy), {"seed": str(cfg.seed)} if cfg.policy == "best_vs_random" else {})
         pairs = con.sql(PAIRS, params={"policy": cfg.policy, "score_field": score_field}).to_arrow_table()

@@ -31,7 +31,8 @@ from .batch import RECORDS, TABLES, SourceBatch, quarantine_row
 from .fields import Ctx, RecordError, type_name
 from .readers import GZIP_MAGIC
 
-BLOCK_BYTES = 8 << 20
+BLOCK_BYTES = 32 << 20     # lines are read, parsed and released a block at a time
+BATCH_LINES = 2048         # record batches DuckDB scans in parallel
 FORMATS = {"ultrafeedback": ("instruction", "completions"), "candidates": ("prompt", "candidates")}  # prompt, candidates keys
 
 
@@ -57,27 +58,28 @@ def _open(path: Path):
 
 
 def line_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, pa.Array]]:
-    """(number of the block's first line, its lines as a binary array), for every block of lines."""
+    """(number of the block's first line, its lines as a binary array), for every block of lines.
+    Each block is read straight into a fresh buffer after the previous block's unfinished line."""
     first, carry = 1, b""
     with _open(Path(path)) as f:
         while True:
-            chunk = f.read(block_bytes)
-            if not chunk:
+            buf = bytearray(len(carry) + block_bytes)
+            buf[:len(carry)] = carry
+            got = f.readinto(memoryview(buf)[len(carry):])
+            if not got:
                 break
-            buf = carry + chunk
-            cut = buf.rfind(b"\n") + 1
-            if cut == 0:
-                carry = buf
-                continue
-            lines = _split(buf[:cut])
-            carry = buf[cut:]
-            yield first, lines
-            first += len(lines)
+            end = len(carry) + got
+            cut = buf.rfind(b"\n", 0, end) + 1
+            carry = bytes(buf[cut:end])
+            if cut:
+                lines = _split(memoryview(buf)[:cut])
+                yield first, lines
+                first += len(lines)
     if carry:
         yield first, _split(carry + b"\n")
 
 
-def _split(block: bytes) -> pa.Array:
+def _split(block) -> pa.Array:
     """The lines of a block that ends with a newline, zero-copy: each value keeps its newline
     (JSON ignores it; the SQL trims it)."""
     ends = np.flatnonzero(np.frombuffer(block, dtype=np.uint8) == 10) + 1
@@ -135,6 +137,16 @@ FROM (SELECT line, k, fmt, prompt, json_type(c.response) AS rtype, c.response ->
             FROM records WHERE NOT error))
 """
 
+# One pass per block: the records are parsed once (a materialized CTE) and the query returns the
+# records it turned down (k = 0, with their raw line) and every candidate of the others.
+BLOCK_SQL = """
+WITH records AS MATERIALIZED ({records})
+SELECT line, 0 AS k, raw, NULL AS fmt, NULL AS prompt, NULL AS response, NULL::DOUBLE AS score, NULL AS model,
+       true AS error FROM records WHERE error
+UNION ALL
+SELECT line, k, NULL AS raw, fmt, prompt, response, score, model, error FROM ({candidates})
+"""
+
 
 
 def read_rated(path, label: str, cfg: SourcesConfig, score_field: str = "fine-grained_score") -> SourceBatch:
@@ -148,17 +160,15 @@ def read_rated(path, label: str, cfg: SourcesConfig, score_field: str = "fine-gr
     con.execute("SET enable_progress_bar = false")
     params = {"shape": SHAPE, "messages_shape": MESSAGES_SHAPE, "max_chars": cfg.max_text_chars,
               "max_bytes": cfg.max_record_bytes}
-    records_sql = RECORDS_SQL.replace("{score_field}", score_field)  # one of SCORE_FIELDS: safe to inline
+    sql = BLOCK_SQL.format(records=RECORDS_SQL.replace("{score_field}", score_field),  # one of SCORE_FIELDS
+                           candidates=CANDIDATES_SQL)
     try:
         sha256, size = readers.fingerprint(path)
         for first, lines in line_blocks(path):
-            con.register("lines", pa.table({"line": np.arange(first, first + len(lines), dtype=np.int64),
-                                            "raw": lines}))
-            con.execute(f"CREATE OR REPLACE TEMP TABLE records AS {records_sql}", params)
-            bad = con.sql("SELECT line, raw FROM records WHERE error").to_arrow_table()
-            out.add(bad, con.sql(CANDIDATES_SQL, params={"max_chars": cfg.max_text_chars}).to_arrow_table(),
-                    lambda lines: dict(con.execute("SELECT line, raw FROM records WHERE list_contains(?, line)",
-                                                   [lines]).fetchall()))
+            block = pa.table({"line": np.arange(first, first + len(lines), dtype=np.int64), "raw": lines})
+            con.register("lines", pa.Table.from_batches(block.to_batches(max_chunksize=BATCH_LINES)))
+            rows = con.sql(sql, params=params).to_arrow_table()
+            out.add(rows, lambda wanted: {int(n): lines[n - first].as_py() for n in wanted})
     except (OSError, EOFError, zlib.error) as exc:
         out.unreadable(readers.describe(exc))
     finally:
@@ -180,9 +190,12 @@ class _Out:
         self.quarantine: list[dict] = []
         self.records: list[pa.Table] = []
 
-    def add(self, bad_recs: pa.Table, cands: pa.Table, raws_of) -> None:
-        """One block: the records the SQL turned down (line, raw), every candidate of the others,
-        and `raws_of(lines)`, which fetches raw lines by number (for the rejected candidates)."""
+    def add(self, rows: pa.Table, raws_of) -> None:
+        """One block's BLOCK_SQL rows, and `raws_of(lines)`, the raw lines by number (for the
+        rejected candidates)."""
+        is_record = pc.equal(rows["k"], 0)
+        bad_recs = rows.filter(is_record).select(["line", "raw"])
+        cands = rows.filter(pc.invert(is_record))
         bad_cands = cands.filter(cands["error"])
         good = cands.filter(pc.invert(cands["error"]))
         for r in bad_recs.to_pylist():
@@ -190,7 +203,7 @@ class _Out:
                 continue  # a blank line is no record
             self._quarantine(f"{self.label}:{r['line']}", r["line"], r["raw"], _explain_record(r["raw"], self.cfg))
         if bad_cands.num_rows:
-            raws = raws_of(sorted(set(bad_cands["line"].to_pylist())))
+            raws = raws_of(set(bad_cands["line"].to_pylist()))
             for c in bad_cands.select(["line", "k", "fmt"]).to_pylist():
                 item, why = _explain_candidate(raws[c["line"]], c["fmt"], c["k"], self.score_field, self.cfg)
                 self._quarantine(f"{self.label}:{c['line']}#{c['k']}", c["line"], item, why)
