@@ -17,6 +17,7 @@ Every candidate that ends in no pair gets the reason in the ledger."""
 from __future__ import annotations
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from pipeline.config import RatingsSignalConfig
@@ -24,25 +25,29 @@ from pipeline.hashing import normalize_ws
 from pipeline.schema import conform
 from pipeline.signals.result import SignalResult
 
-# `c` is the rated table plus `norm`, each response whitespace-normalized as the tie rule does
+# `c` holds the keys of the rated table only (its row, scores, models and a 128-bit hash of each
+# response whitespace-normalized as the tie rule does): DuckDB picks the pairs on these, and the
+# texts are then taken by row with Arrow, so no text goes through a join.
 NORMALIZED = """
 CREATE OR REPLACE TEMP TABLE g AS
 SELECT prompt_key, count(*) AS n, max(score) AS hi, min(score) AS lo,
        arg_max(candidate, (score, -candidate)) AS best
 FROM c GROUP BY prompt_key;
+CREATE OR REPLACE TEMP TABLE b AS
+SELECT c.prompt_key, c.candidate, c.text_hash FROM c JOIN g ON c.prompt_key = g.prompt_key AND c.candidate = g.best;
 CREATE OR REPLACE TEMP TABLE lower AS   -- candidates a pair with the best may reject
-SELECT c.prompt_key, c.candidate, c.score, c.norm, b.candidate AS best_candidate, b.norm AS best_norm FROM c
-JOIN g USING (prompt_key) JOIN c AS b ON b.prompt_key = c.prompt_key AND b.candidate = g.best
-WHERE c.score < b.score AND c.norm <> b.norm;
+SELECT c.prompt_key, c.candidate, c.score, c.text_hash, b.candidate AS best_candidate, b.text_hash AS best_hash
+FROM c JOIN b USING (prompt_key) JOIN g USING (prompt_key)
+WHERE c.score < g.hi AND c.text_hash <> b.text_hash;
 """
 
 REJECTED = {
     "best_vs_worst": "arg_min(candidate, (score, -candidate))",
-    "best_vs_random": "arg_min(candidate, md5(concat($seed, chr(31), best_norm, chr(31), norm)))",
+    "best_vs_random": "arg_min(candidate, md5_number(concat($seed, ':', best_hash, ':', text_hash)))",
 }
 
 PAIRS = """
-SELECT h.prompt AS prompt, h.response AS chosen, l.response AS rejected,
+SELECT h.row AS chosen_row, l.row AS rejected_row,
        h.score AS score_chosen, l.score AS score_rejected, h.score - l.score AS margin,
        'rated' AS source, 'ratings' AS signal, 'ratings:' || f.field AS annotator, 1.0 AS weight,
        [h.record_id, l.record_id] AS input_ids, h.score - l.score AS signal_value,
@@ -67,12 +72,12 @@ SELECT c.record_id,
            WHEN g.hi = g.lo THEN 'all ' || g.n || ' candidates tie at score ' || g.hi
            WHEN NOT EXISTS (SELECT 1 FROM lower x WHERE x.prompt_key = c.prompt_key)
                THEN 'every lower-scored candidate repeats the best one''s text'
-           WHEN c.candidate <> b.candidate AND c.norm = b.norm
+           WHEN c.candidate <> b.candidate AND c.text_hash = b.text_hash
                THEN 'repeats the text of the best candidate (#' || b.candidate || ')'
            WHEN $policy = 'all_pairs' THEN 'ties every other candidate it differs from, or repeats their text'
            ELSE 'not picked by ' || $policy || ' (score ' || c.score || ', best ' || g.hi || ')' END AS reason
-FROM c JOIN g USING (prompt_key) JOIN c AS b ON b.prompt_key = c.prompt_key AND b.candidate = g.best
-WHERE c.record_id NOT IN (SELECT unnest(input_ids) FROM pairs)
+FROM c JOIN g USING (prompt_key) JOIN b USING (prompt_key)
+WHERE c.row NOT IN (SELECT chosen_row FROM pairs UNION ALL SELECT rejected_row FROM pairs)
 ORDER BY c.record_id
 """
 
@@ -81,7 +86,8 @@ def _picks_sql(policy: str) -> str:
     if policy == "all_pairs":
         return """CREATE OR REPLACE TEMP TABLE picks AS
                   SELECT h.prompt_key, h.candidate AS chosen, l.candidate AS rejected
-                  FROM c AS h JOIN c AS l ON h.prompt_key = l.prompt_key AND h.score > l.score AND h.norm <> l.norm"""
+                  FROM c AS h JOIN c AS l ON h.prompt_key = l.prompt_key AND h.score > l.score
+                  AND h.text_hash <> l.text_hash"""
     return f"""CREATE OR REPLACE TEMP TABLE picks AS
                SELECT prompt_key, any_value(best_candidate) AS chosen, {REJECTED[policy]} AS rejected
                FROM lower GROUP BY prompt_key"""
@@ -92,12 +98,19 @@ def mine_ratings(rated: pa.Table, cfg: RatingsSignalConfig, score_field: str = "
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     try:
-        con.register("c", rated.append_column("norm", normalize_ws(rated["response"])))
+        con.register("t", pa.table({"norm": normalize_ws(rated["response"])}))
+        hashes = con.sql("SELECT md5_number(norm) AS h FROM t").to_arrow_table().column(0)
+        keys = rated.select(["record_id", "prompt_key", "candidate", "score", "model", "format"])
+        con.register("c", keys.append_column("row", pa.array(np.arange(rated.num_rows))).append_column("text_hash", hashes))
         con.execute(NORMALIZED)
         con.execute(_picks_sql(cfg.policy), {"seed": str(cfg.seed)} if cfg.policy == "best_vs_random" else {})
-        pairs = con.sql(PAIRS, params={"policy": cfg.policy, "score_field": score_field}).to_arrow_table()
-        con.register("pairs", pairs)
+        picked = con.sql(PAIRS, params={"policy": cfg.policy, "score_field": score_field}).to_arrow_table()
+        con.register("pairs", picked)
         unpaired = con.sql(UNPAIRED, params={"policy": cfg.policy}).to_arrow_table()
     finally:
         con.close()
+    chosen, rejected = picked["chosen_row"], picked["rejected_row"]
+    pairs = picked.drop_columns(["chosen_row", "rejected_row"])
+    pairs = pairs.add_column(0, "rejected", rated["response"].take(rejected)).add_column(
+        0, "chosen", rated["response"].take(chosen)).add_column(0, "prompt", rated["prompt"].take(chosen))
     return SignalResult(pairs=conform("raw_pairs", pairs), unpaired=conform("unpaired", unpaired))

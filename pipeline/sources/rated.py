@@ -31,7 +31,7 @@ from .batch import RECORDS, TABLES, SourceBatch, quarantine_row
 from .fields import Ctx, RecordError, type_name
 from .readers import GZIP_MAGIC
 
-BLOCK_BYTES = 32 << 20     # lines are read, parsed and released a block at a time
+BLOCK_BYTES = 16 << 20     # lines are read, parsed and released a block at a time
 BATCH_LINES = 2048         # record batches DuckDB scans in parallel
 FORMATS = {"ultrafeedback": ("instruction", "completions"), "candidates": ("prompt", "candidates")}  # prompt, candidates keys
 
