@@ -1,4 +1,4 @@
-"""Arrow column helpers shared across stages: message lists and simple counts."""
+"""Arrow column helpers shared across stages: message lists, simple counts, per-value lookups."""
 from __future__ import annotations
 
 import numpy as np
@@ -27,3 +27,13 @@ def value_counts(column: pa.Array | pa.ChunkedArray) -> dict:
         return {}
     counts = sorted(pc.value_counts(column).to_pylist(), key=lambda c: -c["counts"])
     return {str(c["values"]): int(c["counts"]) for c in counts}
+
+
+def per_value(column: pa.Array | pa.ChunkedArray, fn, dtype=object) -> np.ndarray:
+    """fn(value) for every row, calling fn once per distinct value (a column of a few signals or
+    origins over many rows costs a few calls, not one per row)."""
+    encoded = pc.dictionary_encode(column)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks() if encoded.num_chunks else pa.array([], column.type).dictionary_encode()
+    values = np.array([fn(v) for v in encoded.dictionary.to_pylist()] + [fn(None)], dtype=dtype)
+    return values[pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy(zero_copy_only=False)]

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from pipeline.columns import first_content, value_counts
+from pipeline.columns import first_content, per_value, value_counts
 from pipeline.config_recipes import MixingConfig
 
 FAMILIES = [(re.compile(p, re.I), f) for p, f in (
@@ -43,9 +44,16 @@ SIDES = ("chosen", "rejected")
 def mixing_report(pairs: pa.Table, lineage: pa.Table, cfg: MixingConfig, cache_dir: Path | None) -> dict:
     kept = lineage.filter(lineage["kept"])  # row for row the pairs table (both keep the candidates' order)
     origin = {side: kept[f"{side}_origin"].to_numpy(zero_copy_only=False) for side in SIDES}
-    gens = [json.loads(g) if g else {} for g in kept["generator"].to_pylist()]  # null for implicit pairs
-    fam = {side: np.array([family(o, cfg.log_family, g.get(side, {}).get("model")) for o, g in zip(origin[side], gens)],
-                          dtype=object) for side in SIDES}
+
+    def side_family(side: str):
+        def fn(key: str | None) -> str:
+            origin_, _, generator = (key or "").partition("\x1f")
+            model = (json.loads(generator) if generator else {}).get(side, {}).get("model")  # null: implicit pairs
+            return family(origin_, cfg.log_family, model)
+        return fn
+
+    fam = {side: per_value(pc.binary_join_element_wise(kept[f"{side}_origin"], pc.fill_null(kept["generator"], ""),
+                                                        "\x1f"), side_family(side)) for side in SIDES}
     recipe, signal = pairs["recipe"].to_numpy(zero_copy_only=False), pairs["signal"].to_numpy(zero_copy_only=False)
     slices, warnings = {}, []
     for key in sorted(set(zip(recipe, signal))):

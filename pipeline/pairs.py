@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -45,22 +46,24 @@ class Candidates:
 
 def _merge_duplicates(table: pa.Table) -> pa.Table:
     """The same pair (same pair_id) from several records or signals is one pair whose
-    input_ids are the union; the first occurrence's scores and evidence are kept."""
+    input_ids are the union (in first-seen order); the first occurrence's scores and evidence are kept."""
     first = table.append_column("_i", pa.array(np.arange(table.num_rows))).group_by(
         "pair_id", use_threads=False).aggregate([("_i", "min"), ("_i", "count")])
     if first.num_rows == table.num_rows:
         return table
-    dup_ids = set(first.filter(pc.greater(first["_i_count"], 1))["pair_id"].to_pylist())
-    merged: dict[str, list[str]] = {}
-    for pid, ids in zip(table["pair_id"].to_pylist(), table["input_ids"].to_pylist()):
-        if pid in dup_ids:
-            merged.setdefault(pid, [])
-            merged[pid].extend(i for i in ids if i not in merged[pid])
-    keep = pc.sort_indices(first["_i_min"])
-    out = table.take(pc.take(first["_i_min"], keep))
-    ids = [merged.get(p, i) for p, i in zip(out["pair_id"].to_pylist(), out["input_ids"].to_pylist())]
-    return out.set_column(out.schema.get_field_index("input_ids"), "input_ids",
-                          pa.array(ids, pa.list_(pa.string())))
+    out = table.take(pc.take(first["_i_min"], pc.sort_indices(first["_i_min"])))
+    ids = table["input_ids"].combine_chunks()
+    flat = pa.table({"pair_id": table["pair_id"].combine_chunks().take(pc.list_parent_indices(ids)),
+                     "id": pc.list_flatten(ids), "pos": np.arange(len(pc.list_flatten(ids)))})
+    con = duckdb.connect()
+    try:
+        con.register("flat", flat)
+        union = con.sql("SELECT pair_id, list(id ORDER BY pos) AS ids FROM "
+                        "(SELECT pair_id, id, min(pos) AS pos FROM flat GROUP BY pair_id, id) GROUP BY pair_id").to_arrow_table()
+    finally:
+        con.close()
+    merged = union["ids"].take(pc.index_in(out["pair_id"], union["pair_id"]))
+    return out.set_column(out.schema.get_field_index("input_ids"), "input_ids", merged.cast(pa.list_(pa.string())))
 
 
 def build_pairs(raw: pa.Table) -> Candidates:

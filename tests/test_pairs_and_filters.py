@@ -137,3 +137,14 @@ def test_semantic_only_dedup_with_a_single_prompt_passes_everything(tmp_path):
     alive, _ = cands.alive()
     passed, _ = dedup_prompts(alive, DedupConfig(exact=False, semantic=True), tmp_path, {})
     assert passed.tolist() == [True, True]
+
+
+def test_the_same_pair_from_several_records_is_one_pair_with_every_input():
+    rows = [raw_pair("Q", "good  answer", "bad", ids=("a:1", "a:2")),
+            raw_pair("other", "x", "y", ids=("b:1",)),
+            raw_pair("Q", "good answer", "bad", margin=5.0, ids=("c:9", "a:1")),   # same pair, whitespace aside
+            raw_pair("Q", "good answer\n", "bad", ids=("d:3",))]
+    cands = build_pairs(raw_table(rows))
+    table = cands.table.to_pylist()
+    assert [r["input_ids"] for r in table] == [["a:1", "a:2", "c:9", "d:3"], ["b:1"]]  # first-seen order
+    assert table[0]["margin"] == 1.0  # the first occurrence's scores

@@ -180,3 +180,23 @@ def test_curate_accounts_for_every_candidate(lamp_faulty, tmp_path):
     dropped = Counter(lineage.filter(pc.invert(lineage["kept"]))["dropped_by"].to_pylist())
     assert dropped["margin"] > 0  # all_pairs below the margin are filtered with their reason
     assert {p["signal"] for p in pairs} == {"ratings"}
+
+
+def test_blocks_split_anywhere_and_gzip_read_the_same(lamp_faulty, tmp_path, monkeypatch):
+    """Lines that straddle blocks, CRLF endings, no final newline and gzip give the same rows."""
+    import gzip
+
+    from pipeline.sources import rated
+
+    path, lines, _, batch = lamp_faulty
+    crlf = tmp_path / "crlf.jsonl"
+    crlf.write_bytes(("\r\n".join(lines)).encode())          # CRLF, and no newline at the end
+    gz = tmp_path / "lamp.jsonl.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    expected = batch.tables["rated"].drop_columns(["record_id", "prompt_key"])
+    monkeypatch.setattr(rated, "BLOCK_BYTES", 4096)            # smaller than many single records
+    for variant in (crlf, gz, path):
+        got = read_file(variant, SourcesConfig(), "x")
+        assert got.tables["rated"].drop_columns(["record_id", "prompt_key"]).equals(expected), variant.name
+        assert got.records.num_rows == batch.records.num_rows
+        assert sorted(got.quarantine["error_kind"].to_pylist()) == sorted(batch.quarantine["error_kind"].to_pylist())

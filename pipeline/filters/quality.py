@@ -5,7 +5,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.columns import first_content
+from pipeline.columns import first_content, per_value
 from pipeline.config import QualityConfig
 
 
@@ -64,9 +64,8 @@ def alnum_counts(text: pa.Array) -> np.ndarray:
 def margin_threshold(table: pa.Table, min_margin: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
     """Keep a pair when its margin reaches its signal's threshold (signals without an entry
     have none)."""
-    signals = table["signal"].to_numpy(zero_copy_only=False)
     margin = table["margin"].to_numpy(zero_copy_only=False)
-    tau = np.array([min_margin.get(s, -np.inf) for s in signals], dtype=float)
+    tau = per_value(table["signal"], lambda s: min_margin.get(s, -np.inf), float)
     passed = margin >= tau
     reason = pc.binary_join_element_wise(
         "margin ", _num(margin), pa.array(np.where(passed, " >= ", " < ")), _num(tau), " for ",

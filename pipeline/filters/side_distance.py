@@ -9,14 +9,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.columns import first_content
+from pipeline.columns import first_content, per_value
 from pipeline.signals.edits import token_distance
 
 
 def side_distance(table: pa.Table, min_distance: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
     n = table.num_rows
-    signals = table["signal"].to_numpy(zero_copy_only=False)
-    tau = np.array([min_distance.get(s, np.nan) for s in signals], dtype=float)
+    tau = per_value(table["signal"], lambda s: min_distance.get(s, np.nan), float)
     checked = np.flatnonzero(np.isfinite(tau))
     passed = np.ones(n, dtype=bool)
     reason = np.full(n, "no side-distance threshold for this signal", dtype=object)

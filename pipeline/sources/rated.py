@@ -57,10 +57,10 @@ def _open(path: Path):
     return gzip.open(path, "rb") if gz else path.open("rb")
 
 
-def line_blocks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[int, pa.Array]]:
+def line_blocks(path: Path, block_bytes: int | None = None) -> Iterator[tuple[int, pa.Array]]:
     """(number of the block's first line, its lines as a binary array), for every block of lines.
     Each block is read straight into a fresh buffer after the previous block's unfinished line."""
-    first, carry = 1, b""
+    first, carry, block_bytes = 1, b"", block_bytes or BLOCK_BYTES
     with _open(Path(path)) as f:
         while True:
             buf = bytearray(len(carry) + block_bytes)
