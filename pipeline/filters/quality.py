@@ -45,15 +45,10 @@ def alnum_counts(text: pa.Array) -> np.ndarray:
     data = data[offsets[0]:offsets[-1]]
     starts, lengths = offsets[:-1] - offsets[0], np.diff(offsets)
     full = np.flatnonzero(lengths > 0)          # reduceat needs non-empty segments
-
-    def per_row(mask: np.ndarray) -> np.ndarray:
-        out = np.zeros(len(lengths), dtype=np.int64)
-        if len(full):
-            out[full] = np.add.reduceat(mask, starts[full], dtype=np.int64)
-        return out
-
-    counts, wide = per_row(_ASCII_ALNUM[data]), per_row((data >= 128).view(np.uint8))
-    rows = np.flatnonzero(wide > 0)
+    counts = np.zeros(len(lengths), dtype=np.int64)
+    if len(full):
+        counts[full] = np.add.reduceat(_ASCII_ALNUM[data], starts[full], dtype=np.int64)
+    rows = np.flatnonzero(~pc.string_is_ascii(text).to_numpy(zero_copy_only=False))
     if len(rows):
         sub = text.take(pa.array(rows))
         counts[rows] = pc.utf8_length(pc.replace_substring_regex(sub, r"[^\p{L}\p{N}]", "")).to_numpy(
