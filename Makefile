@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/annotators.py
 	$(BIN)/python benchmarks/injection.py
 	$(BIN)/python benchmarks/recipes.py
+	$(BIN)/python benchmarks/rated.py --n 100000
 
 clean:
 	rm -rf $(VENV) $(WS) .pytest_cache
