@@ -68,7 +68,7 @@ def inject_faults(records: list[dict]) -> tuple[list[str], dict[str, tuple[str, 
     for i, k, brk, kind, words in CANDIDATE_FAULTS:
         brk(records[i]["completions"][k])
         expected[f"{i + 1}#{k + 1}"] = (kind, words)
-    lines = [json.dumps(r) for r in records] + [""]
+    lines = [json.dumps(r) for r in records] + ["", "   \t  "]  # blank lines are no records
     for text, kind in BAD_LINES:
         lines.append(text)
         expected[str(len(lines))] = (kind, "")

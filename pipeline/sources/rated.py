@@ -138,10 +138,10 @@ class _Out:
         cands = rows.filter(pc.invert(is_record))
         bad_cands = cands.filter(cands["error"])
         good = cands.filter(pc.invert(cands["error"]))
-        for r in bad_recs.to_pylist():
-            if not r["raw"].strip():
-                continue  # a blank line is no record
+        bad_lines = [r for r in bad_recs.to_pylist() if r["raw"].strip()]  # a blank line is no record
+        for r in bad_lines:
             self._quarantine(f"{self.label}:{r['line']}", r["line"], r["raw"], _explain_record(r["raw"], self.cfg))
+        bad_lines = pa.array([r["line"] for r in bad_lines], pa.int64())
         if bad_cands.num_rows:
             raws = raws_of(set(bad_cands["line"].to_pylist()))
             for c in bad_cands.select(["line", "k", "fmt"]).to_pylist():
@@ -153,7 +153,7 @@ class _Out:
             "model": good["model"], "format": good["fmt"]}))
         for ids, lines in ((_ids(self.label, good["line"], good["k"]), good["line"]),
                            (_ids(self.label, bad_cands["line"], bad_cands["k"]), bad_cands["line"]),
-                           (_ids(self.label, bad_recs["line"]), bad_recs["line"])):
+                           (_ids(self.label, bad_lines), bad_lines)):
             self.records.append(pa.table({"record_id": ids, "source_file": pa.repeat(self.source, len(ids)),
                                           "line": lines}, schema=RECORDS))
 
