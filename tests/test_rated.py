@@ -200,3 +200,13 @@ def test_blocks_split_anywhere_and_gzip_read_the_same(lamp_faulty, tmp_path, mon
         assert got.tables["rated"].drop_columns(["record_id", "prompt_key"]).equals(expected), variant.name
         assert got.records.num_rows == batch.records.num_rows
         assert sorted(got.quarantine["error_kind"].to_pylist()) == sorted(batch.quarantine["error_kind"].to_pylist())
+
+
+def test_rated_records_in_a_json_array_are_turned_down_not_taken_for_prompts(tmp_path):
+    records = pandalm_as_candidates()[:3] + lamp_as_ultrafeedback()[:2]
+    path = tmp_path / "array.json"
+    path.write_text(json.dumps(records))
+    batch = read_file(path, SourcesConfig(), "array.json")
+    assert batch.tables["prompts"].num_rows == 0 and batch.tables["rated"].num_rows == 0
+    assert batch.quarantine.num_rows == len(records)
+    assert all("read from JSONL" in m for m in batch.quarantine["message"].to_pylist())

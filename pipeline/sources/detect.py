@@ -38,6 +38,10 @@ FORMATS: tuple[Format, ...] = (
     Format("lamp_ranking", "judgments", _has("responses", "ranking_best_to_worst"), judgments.lamp_ranking),
     Format("wqrm", "judgments", lambda rec: "annotations" in rec and any(k in rec for k in judgments.WQRM_DRAFTS),
            judgments.wqrm),
+    # rated candidates are read column-wise from JSONL files (pipeline/sources/rated.py); met here,
+    # inside a JSON document or Parquet file, they are turned down rather than mistaken for prompts
+    Format("ultrafeedback", "rated", _has("instruction", "completions"), prompts.rated_elsewhere),
+    Format("candidates", "rated", _has("prompt", "candidates"), prompts.rated_elsewhere),
     Format("prompt", "prompts", _has("prompt"), prompts.prompt),  # last: many formats also carry a prompt
 )
 

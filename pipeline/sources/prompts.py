@@ -27,3 +27,8 @@ def chat(value, ctx: Ctx) -> list[dict]:
 
 def prompt(rec: dict, ctx: Ctx) -> dict:
     return {"prompts": [{"prompt": chat(rec, ctx)}]}
+
+
+def rated_elsewhere(rec: dict, ctx: Ctx) -> dict:
+    raise RecordError("unknown_format", "a rated-candidates record outside a JSONL file: rated candidates are read "
+                                        "from JSONL (plain or gzip) files whose first record is one; convert this file")
