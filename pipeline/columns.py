@@ -37,3 +37,20 @@ def per_value(column: pa.Array | pa.ChunkedArray, fn, dtype=object) -> np.ndarra
         encoded = encoded.combine_chunks() if encoded.num_chunks else pa.array([], column.type).dictionary_encode()
     values = np.array([fn(v) for v in encoded.dictionary.to_pylist()] + [fn(None)], dtype=dtype)
     return values[pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy(zero_copy_only=False)]
+
+
+def sorted_unique(strings: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What np.unique(values, return_index, return_inverse, return_counts) gives for a string
+    column, hashed by Arrow instead of sorting Python objects: the distinct values in sorted order,
+    each one's first row, every row's position among them, and their counts."""
+    encoded = pc.dictionary_encode(strings)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks() if encoded.num_chunks else pa.array([], pa.string()).dictionary_encode()
+    codes = encoded.indices.to_numpy(zero_copy_only=False)
+    order = pc.array_sort_indices(encoded.dictionary).to_numpy()      # sorted position -> code
+    position = np.empty(len(order), dtype=np.int64)
+    position[order] = np.arange(len(order))                            # code -> sorted position
+    inverse = position[codes]
+    _, first = np.unique(inverse, return_index=True)
+    return (encoded.dictionary.take(pa.array(order)).to_numpy(zero_copy_only=False), first, inverse,
+            np.bincount(inverse, minlength=len(order)))

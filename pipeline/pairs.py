@@ -30,9 +30,11 @@ class Candidates:
             alive &= pc.fill_null(passed, True).to_numpy(zero_copy_only=False)
         return alive
 
-    def alive(self) -> tuple[pa.Table, np.ndarray]:
+    def alive(self, columns: list[str] | None = None) -> tuple[pa.Table, np.ndarray]:
+        """The rows no filter has dropped (only `columns`, if given) and their positions."""
         idx = np.flatnonzero(self.kept)
-        return self.table.take(idx), idx
+        table = self.table if columns is None else self.table.select(columns)
+        return (table if len(idx) == table.num_rows else table.take(idx)), idx
 
     def record(self, name: str, idx: np.ndarray, passed, reason) -> None:
         """Store a filter's verdicts for the rows `idx` (positions in self.table)."""

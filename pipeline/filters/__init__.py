@@ -15,12 +15,14 @@ from pipeline.pairs import Candidates
 def apply_filters(cands: Candidates, cfg: FiltersConfig, cache_dir: Path | None = None) -> dict:
     """Run the filters in order; returns stats (e.g. embedding cache hits) for the manifest."""
     stats: dict = {}
-    for name, run in (("quality", lambda t: quality_guard(t, cfg.quality)),
-                      ("side_distance", lambda t: side_distance(t, cfg.min_side_distance)),
-                      ("margin", lambda t: margin_threshold(t, cfg.min_margin)),
-                      ("prompt_dedup", lambda t: dedup_prompts(t, cfg.dedup, cache_dir, stats)),
-                      ("per_prompt_cap", lambda t: cap_per_prompt(t, cfg.per_prompt_cap))):
-        alive, idx = cands.alive()
+    sides, ids = ["chosen", "rejected"], ["prompt_id", "pair_id"]
+    for name, columns, run in (
+            ("quality", sides, lambda t: quality_guard(t, cfg.quality)),
+            ("side_distance", ["signal", *sides], lambda t: side_distance(t, cfg.min_side_distance)),
+            ("margin", ["signal", "margin"], lambda t: margin_threshold(t, cfg.min_margin)),
+            ("prompt_dedup", ["prompt_id", "prompt"], lambda t: dedup_prompts(t, cfg.dedup, cache_dir, stats)),
+            ("per_prompt_cap", [*ids, "weight", "margin"], lambda t: cap_per_prompt(t, cfg.per_prompt_cap))):
+        alive, idx = cands.alive(columns)  # each filter gets the columns it reads, not a copy of all
         passed, reason = run(alive)
         cands.record(name, idx, passed, reason)
     return stats

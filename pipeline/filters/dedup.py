@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from pipeline.columns import sorted_unique
 from pipeline.config import DedupConfig
 from pipeline.hashing import messages_text
 
@@ -40,14 +41,11 @@ def dedup_prompts(table: pa.Table, cfg: DedupConfig, cache_dir: Path | None,
     n = table.num_rows
     if n == 0 or not (cfg.exact or cfg.semantic):
         return np.ones(n, bool), np.full(n, "prompt dedup disabled", dtype=object)
-    prompt_ids = table["prompt_id"].to_numpy(zero_copy_only=False)
-    uniq, first, inverse, counts = np.unique(prompt_ids, return_index=True, return_inverse=True,
-                                             return_counts=True)
+    uniq, first, inverse, counts = sorted_unique(table["prompt_id"])
     texts = messages_text(table["prompt"].take(pa.array(first)), with_roles=False)
     links_i, links_j, how = [np.zeros(0, int)], [np.zeros(0, int)], {}
     if cfg.exact:
-        keys = exact_key(texts).to_numpy(zero_copy_only=False)
-        _, key_group = np.unique(keys, return_inverse=True)
+        _, _, key_group, _ = sorted_unique(exact_key(texts))
         order = np.argsort(key_group, kind="stable")
         same = key_group[order][1:] == key_group[order][:-1]
         links_i.append(order[:-1][same])
@@ -63,10 +61,10 @@ def dedup_prompts(table: pa.Table, cfg: DedupConfig, cache_dir: Path | None,
     graph = coo_matrix((np.ones(len(i)), (i, j)), shape=(len(uniq), len(uniq)))
     n_groups, group = connected_components(graph, directed=False)
     # representative: most pairs, then smallest prompt_id (uniq is sorted) for determinism
-    rep = np.full(n_groups, -1)
-    for p in np.lexsort((np.arange(len(uniq)), -counts)):
-        if rep[group[p]] < 0:
-            rep[group[p]] = p
+    order = np.lexsort((np.arange(len(uniq)), -counts))
+    seen, first_in_order = np.unique(group[order], return_index=True)
+    rep = np.empty(n_groups, dtype=np.int64)
+    rep[seen] = order[first_in_order]
     stats["prompt_groups"] = {"prompts": int(len(uniq)), "groups": int(n_groups),
                               "duplicate_prompts": int(len(uniq) - n_groups)}
     prompt_rep = rep[group]

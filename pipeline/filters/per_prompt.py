@@ -5,13 +5,15 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.columns import sorted_unique
+
 
 def cap_per_prompt(table: pa.Table, cap: int) -> tuple[np.ndarray, np.ndarray]:
     n = table.num_rows
     if n == 0:
         return np.zeros(0, bool), np.zeros(0, object)
-    prompt = table["prompt_id"].to_numpy(zero_copy_only=False)
-    order = np.lexsort((table["pair_id"].to_numpy(zero_copy_only=False),
+    prompt = sorted_unique(table["prompt_id"])[2]          # ids as integer codes in sorted order:
+    order = np.lexsort((sorted_unique(table["pair_id"])[2],  # the same order as the strings, sorted fast
                         -table["weight"].to_numpy(zero_copy_only=False),
                         -table["margin"].to_numpy(zero_copy_only=False), prompt))
     sorted_prompt = prompt[order]
