@@ -210,3 +210,16 @@ def test_rated_records_in_a_json_array_are_turned_down_not_taken_for_prompts(tmp
     assert batch.tables["prompts"].num_rows == 0 and batch.tables["rated"].num_rows == 0
     assert batch.quarantine.num_rows == len(records)
     assert all("read from JSONL" in m for m in batch.quarantine["message"].to_pylist())
+
+
+def test_pii_is_scrubbed_from_prompts_responses_and_quarantined_candidates(tmp_path):
+    record = {"instruction": "Write to jane.doe@example.com about the order", "completions": [
+        {"model": "m1", "response": "Sure, I will mail jane.doe@example.com today.", "fine-grained_score": 4.0},
+        {"model": "m2", "response": "Call +1 415 555 2671 instead.", "fine-grained_score": 2.0},
+        {"model": "m3", "response": "Key sk-proj-abcdefghijklmnopqrstuvwx1234", "fine-grained_score": "N/A"}]}
+    path = write(tmp_path / "pii.jsonl", [json.dumps(record)] * 2)
+    batch = read_file(path, SourcesConfig(), "pii.jsonl")
+    text = json.dumps(batch.tables["rated"].to_pylist()) + "".join(q["raw"].decode() for q in batch.quarantine.to_pylist())
+    assert "jane.doe@example.com" not in text and "555 2671" not in text and "sk-proj-abc" not in text
+    assert batch.tables["rated"]["prompt"][0].as_py() == [{"role": "user", "content": "Write to [EMAIL] about the order"}]
+    assert batch.stats["pii_scrubbed"]["phone"] == 2 and batch.stats["pii_scrubbed"]["secret"] == 2

@@ -177,7 +177,7 @@ class _Out:
             rated = rated.set_column(rated.schema.get_field_index("response"), "response",
                                      pii.scrub(rated["response"], counts))
             rated = rated.set_column(rated.schema.get_field_index("prompt"), "prompt",
-                                     pii.scrub_messages(rated["prompt"], counts))
+                                     _scrub_shared_prompts(rated["prompt"], counts))
             quarantine = pii.scrub_raw(quarantine, counts)
         records = pa.concat_tables(self.records) if self.records else RECORDS.empty_table()
         tables = {name: empty_table(name) for name in TABLES}
@@ -187,6 +187,18 @@ class _Out:
         return SourceBatch(tables=tables, quarantine=quarantine, records=records,
                            inputs=[{"path": self.source, "label": self.label, "sha256": sha256, "bytes": size,
                                     "records": records.num_rows}], stats=stats)
+
+
+def _scrub_shared_prompts(prompts: pa.ChunkedArray, counts: Counter) -> pa.Array:
+    """PII-scrub the prompt column, whose rows repeat each record's prompt once per candidate: each
+    distinct message text is scrubbed once (and its replacements counted once, as it appears in the
+    input, not once per candidate)."""
+    prompts = prompts.combine_chunks()
+    flat = prompts.values
+    encoded = pc.dictionary_encode(flat.field("content"))
+    content = pii.scrub(encoded.dictionary, counts).take(encoded.indices)
+    rebuilt = pa.StructArray.from_arrays([flat.field("role"), content], names=["role", "content"])
+    return pa.ListArray.from_arrays(prompts.offsets, rebuilt, mask=prompts.is_null())
 
 
 def _explain_record(raw: bytes, cfg: SourcesConfig) -> RecordError:
