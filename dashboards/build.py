@@ -13,11 +13,11 @@ from dashboards import charts
 from dashboards.queries import run_queries
 from pipeline.atomic import write_bytes
 from pipeline.store.diff import diff_versions
-from pipeline.store.layout import StoreError, VersionRef, resolve_ref
+from pipeline.store.layout import PAGE_FILE, StoreError, VersionRef, resolve_ref
+from pipeline.store.manifest import LEDGER_KEYS
 
 TEMPLATE = Path(__file__).resolve().parent / "page.html.j2"
 COMPARED_QUERIES = ["overview", "funnel", "pairs_by"]
-LEDGER_KEYS = ("inputs", "kept", "filtered", "quarantined", "pairs")
 
 
 @dataclass
@@ -139,6 +139,6 @@ def build_dashboard(workspace, ref, out_dir, compare=None) -> Path:
     html = env.get_template(TEMPLATE.name).render(
         ref=this, other=other, overview=overview, ledger_keys=LEDGER_KEYS, sections=sections,
         sample=_sample(data["sample_pairs"]), plotly_js=plotly.offline.get_plotlyjs())
-    path = Path(out_dir) / "index.html"
+    path = Path(out_dir) / PAGE_FILE
     write_bytes(path, html.encode("utf-8"))
     return path

@@ -17,6 +17,7 @@ from pipeline.curation import (SLICEABLE, SOURCE_KINDS, combine, disabled, miner
 from pipeline.recipes import RecipeContext, run_recipe
 from pipeline.sources import SourceBatch, merge, read_file, unique_labels
 from pipeline.store import commit_version
+from pipeline.store.manifest import LEDGER_KEYS
 
 
 class NoUsableInput(RuntimeError):
@@ -96,7 +97,7 @@ def curate(inputs: list[str], dataset: str, workspace: str, config: dict | None 
     if made:
         stats["recipes"] = {spec.name: {"type": spec.type, **made[spec.name].stats} for spec in cfg.recipes}
     tables, manifest = account(batch, signals, pairs, lineage, stats, cfg)
-    log.info("ledger: %s", {k: manifest["ledger"][k] for k in ("inputs", "kept", "filtered", "quarantined", "pairs")})
+    log.info("ledger: %s", {k: manifest["ledger"][k] for k in LEDGER_KEYS})
     committed = commit(ws, dataset, tables, manifest)
     publish(ws, committed, cfg.dashboard.enabled)
     return committed

@@ -11,8 +11,8 @@ from prefect.artifacts import create_link_artifact, create_table_artifact
 
 from dashboards.build import build_dashboard
 from pipeline.store.layout import StoreError, VersionRef, dashboard_dir
+from pipeline.store.manifest import LEDGER_KEYS
 
-SUMMARY_KEYS = ("inputs", "kept", "filtered", "quarantined", "pairs")
 
 
 def artifact_key(dataset: str, what: str) -> str:
@@ -24,7 +24,7 @@ def summary_rows(manifest: dict, dashboard: Path | None) -> list[dict]:
     ledger, stats = manifest["ledger"], manifest["stats"]
     rows = [{"metric": "version", "value": f"{manifest['dataset']}@{manifest['version']}"},
             {"metric": "parent", "value": str(manifest.get("parent") or "none")}]
-    rows += [{"metric": k, "value": str(ledger[k])} for k in SUMMARY_KEYS]
+    rows += [{"metric": k, "value": str(ledger[k])} for k in LEDGER_KEYS]
     rows += [{"metric": f"pairs · {k}", "value": str(v)} for k, v in sorted(stats.get("pairs_by_signal", {}).items())]
     rows += [{"metric": "warning", "value": w} for w in stats.get("mixing", {}).get("warnings", [])]
     rows.append({"metric": "dashboard", "value": str(dashboard) if dashboard else "not built"})

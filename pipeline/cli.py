@@ -67,13 +67,14 @@ def curate(inputs: Annotated[list[Path], typer.Argument(help="JSON, JSONL, .gz o
     print_summary(out, manifest, ws)
     ledger = manifest["ledger"]
     if as_json:
-        from pipeline.store.layout import dashboard_dir
+        from pipeline.store.layout import dashboard_page
+        from pipeline.store.manifest import LEDGER_KEYS
 
-        board = dashboard_dir(ws, manifest["dataset"], manifest["version"]) / "index.html"
+        board = dashboard_page(ws, manifest["dataset"], manifest["version"])
         print(json.dumps({"dataset": manifest["dataset"], "version": manifest["version"],
                           "path": str(ws / "datasets" / manifest["dataset"] / f"v{manifest['version']}"),
                           "dashboard": str(board) if board.exists() else None,
-                          **{k: ledger[k] for k in ("inputs", "kept", "filtered", "quarantined", "pairs")}}))
+                          **{k: ledger[k] for k in LEDGER_KEYS}}))
 
 
 @app.command()

@@ -32,9 +32,7 @@ def value_counts(column: pa.Array | pa.ChunkedArray) -> dict:
 def per_value(column: pa.Array | pa.ChunkedArray, fn, dtype=object) -> np.ndarray:
     """fn(value) for every row, calling fn once per distinct value (a column of a few signals or
     origins over many rows costs a few calls, not one per row)."""
-    encoded = pc.dictionary_encode(column)
-    if isinstance(encoded, pa.ChunkedArray):
-        encoded = encoded.combine_chunks() if encoded.num_chunks else pa.array([], column.type).dictionary_encode()
+    encoded = _encoded(column)
     values = np.array([fn(v) for v in encoded.dictionary.to_pylist()] + [fn(None)], dtype=dtype)
     return values[pc.fill_null(encoded.indices, len(encoded.dictionary)).to_numpy(zero_copy_only=False)]
 
@@ -43,9 +41,7 @@ def sorted_unique(strings: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.n
     """What np.unique(values, return_index, return_inverse, return_counts) gives for a string
     column, hashed by Arrow instead of sorting Python objects: the distinct values in sorted order,
     each one's first row, every row's position among them, and their counts."""
-    encoded = pc.dictionary_encode(strings)
-    if isinstance(encoded, pa.ChunkedArray):
-        encoded = encoded.combine_chunks() if encoded.num_chunks else pa.array([], pa.string()).dictionary_encode()
+    encoded = _encoded(strings)
     codes = encoded.indices.to_numpy(zero_copy_only=False)
     order = pc.array_sort_indices(encoded.dictionary).to_numpy()      # sorted position -> code
     position = np.empty(len(order), dtype=np.int64)
@@ -54,3 +50,11 @@ def sorted_unique(strings: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.n
     _, first = np.unique(inverse, return_index=True)
     return (encoded.dictionary.take(pa.array(order)).to_numpy(zero_copy_only=False), first, inverse,
             np.bincount(inverse, minlength=len(order)))
+
+
+def _encoded(column: pa.Array | pa.ChunkedArray) -> pa.DictionaryArray:
+    """The column dictionary-encoded as one array (distinct values in first-seen order)."""
+    encoded = pc.dictionary_encode(column)
+    if isinstance(encoded, pa.ChunkedArray):
+        return encoded.combine_chunks() if encoded.num_chunks else pa.array([], column.type).dictionary_encode()
+    return encoded

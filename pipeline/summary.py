@@ -6,7 +6,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.store.layout import dashboard_dir
+from pipeline.store.layout import dashboard_page
+from pipeline.store.manifest import LEDGER_KEYS
 
 
 def print_summary(console: Console, manifest: dict, workspace: Path) -> None:
@@ -16,9 +17,9 @@ def print_summary(console: Console, manifest: dict, workspace: Path) -> None:
                   f"(parent: {manifest.get('parent') or 'none'}) -> "
                   f"{workspace / 'datasets' / name / f'v{version}'}")
     t = Table(title="ledger: inputs = kept + filtered + quarantined")
-    for col in ("inputs", "kept", "filtered", "quarantined", "pairs"):
+    for col in LEDGER_KEYS:
         t.add_column(col, justify="right")
-    t.add_row(*[str(ledger[c]) for c in ("inputs", "kept", "filtered", "quarantined", "pairs")])
+    t.add_row(*[str(ledger[c]) for c in LEDGER_KEYS])
     console.print(t)
     mixing = manifest["stats"].get("mixing", {})
     for title, counts in (("pairs by signal", manifest["stats"].get("pairs_by_signal", {})),
@@ -32,7 +33,7 @@ def print_summary(console: Console, manifest: dict, workspace: Path) -> None:
         if reasons:
             console.print(f"{title}: " + "; ".join(f"{r} ({n})" for r, n in list(reasons.items())[:5]),
                           highlight=False)
-    board = dashboard_dir(workspace, name, version) / "index.html"
+    board = dashboard_page(workspace, name, version)
     if board.exists():
         console.print(f"dashboard: {board}", highlight=False)
     bias = manifest["stats"].get("length_bias", {})

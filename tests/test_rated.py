@@ -186,6 +186,7 @@ def test_blocks_split_anywhere_and_gzip_read_the_same(lamp_faulty, tmp_path, mon
     """Lines that straddle blocks, CRLF endings, no final newline and gzip give the same rows."""
     import gzip
 
+    from pipeline.hashing import file_sha256
     from pipeline.sources import rated
 
     path, lines, _, batch = lamp_faulty
@@ -199,6 +200,7 @@ def test_blocks_split_anywhere_and_gzip_read_the_same(lamp_faulty, tmp_path, mon
         got = read_file(variant, SourcesConfig(), "x")
         assert got.tables["rated"].drop_columns(["record_id", "prompt_key"]).equals(expected), variant.name
         assert got.records.num_rows == batch.records.num_rows
+        assert got.inputs[0]["sha256"] == file_sha256(variant)[0]  # hashed while it was read
         assert sorted(got.quarantine["error_kind"].to_pylist()) == sorted(batch.quarantine["error_kind"].to_pylist())
 
 

@@ -28,7 +28,7 @@ from pipeline.signals.result import SignalResult
 # `c` holds the keys of the rated table only (its row, scores, models and a 128-bit hash of each
 # response whitespace-normalized as the tie rule does): DuckDB picks the pairs on these, and the
 # texts are then taken by row with Arrow, so no text goes through a join.
-NORMALIZED = """
+KEYS_SQL = """
 CREATE OR REPLACE TEMP TABLE g AS
 SELECT prompt_key, count(*) AS n, max(score) AS hi, min(score) AS lo,
        arg_max(candidate, (score, -candidate)) AS best
@@ -102,7 +102,7 @@ def mine_ratings(rated: pa.Table, cfg: RatingsSignalConfig, score_field: str = "
         hashes = con.sql("SELECT md5_number(norm) AS h FROM t").to_arrow_table().column(0)
         keys = rated.select(["record_id", "prompt_key", "candidate", "score", "model", "format"])
         con.register("c", keys.append_column("row", pa.array(np.arange(rated.num_rows))).append_column("text_hash", hashes))
-        con.execute(NORMALIZED)
+        con.execute(KEYS_SQL)
         con.execute(_picks_sql(cfg.policy), {"seed": str(cfg.seed)} if cfg.policy == "best_vs_random" else {})
         picked = con.sql(PAIRS, params={"policy": cfg.policy, "score_field": score_field}).to_arrow_table()
         con.register("pairs", picked)

@@ -160,12 +160,18 @@ def _apply_rules(texts: pa.Array, counts: Counter) -> pa.Array:
     return texts
 
 
-def scrub_messages(messages: pa.Array | pa.ChunkedArray, counts: Counter) -> pa.Array:
-    """Scrub the `content` of every message in a list<struct<role, content>> column."""
+def scrub_messages(messages: pa.Array | pa.ChunkedArray, counts: Counter, once_per_text: bool = False) -> pa.Array:
+    """Scrub the `content` of every message in a list<struct<role, content>> column. With
+    `once_per_text`, for columns that repeat texts (a record's prompt on each of its candidates),
+    each distinct text is scrubbed, and its replacements counted, once."""
     if isinstance(messages, pa.ChunkedArray):
         messages = messages.combine_chunks()
     flat = messages.values
-    content = scrub(flat.field("content"), counts)
+    if once_per_text:
+        encoded = pc.dictionary_encode(flat.field("content"))
+        content = scrub(encoded.dictionary, counts).take(encoded.indices)
+    else:
+        content = scrub(flat.field("content"), counts)
     rebuilt = pa.StructArray.from_arrays([flat.field("role"), content], names=["role", "content"])
     return pa.ListArray.from_arrays(messages.offsets, rebuilt, mask=messages.is_null())
 

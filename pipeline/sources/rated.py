@@ -11,6 +11,8 @@ and its siblings are still paired; a record that is not a rated record at all is
 from __future__ import annotations
 
 import gzip
+import hashlib
+import io
 import json
 import math
 import zlib
@@ -40,7 +42,7 @@ FORMATS = {"ultrafeedback": ("instruction", "completions"), "candidates": ("prom
 def sniff(path: Path) -> str | None:
     """'ultrafeedback' or 'candidates' when the file's first record has that shape, else None."""
     try:
-        with _open(Path(path)) as f:
+        with readers.open_stream(Path(path)) as f:
             for raw in f:
                 if raw.strip():
                     value = json.loads(raw)
@@ -52,30 +54,41 @@ def sniff(path: Path) -> str | None:
     return _shape(value) if isinstance(value, dict) else None
 
 
-def _open(path: Path):
-    with path.open("rb") as f:
-        gz = f.read(2) == GZIP_MAGIC
-    return gzip.open(path, "rb") if gz else path.open("rb")
+class _Hashing(io.RawIOBase):
+    """A file read once: its bytes are hashed on their way to the reader (gzip or lines), so the
+    manifest's fingerprint costs no second pass over the file."""
+
+    def __init__(self, raw):
+        self.raw, self.digest, self.size = raw, hashlib.sha256(), 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self.raw.readinto(buffer)
+        self.digest.update(memoryview(buffer)[:n])
+        self.size += n
+        return n
 
 
-def line_blocks(path: Path, block_bytes: int | None = None) -> Iterator[tuple[int, pa.Array]]:
-    """(number of the block's first line, its lines as a binary array), for every block of lines.
-    Each block is read straight into a fresh buffer after the previous block's unfinished line."""
+def line_blocks(stream, block_bytes: int | None = None) -> Iterator[tuple[int, pa.Array]]:
+    """(number of the block's first line, its lines as a binary array), for every block of lines
+    of a binary stream. Each block is read straight into a fresh buffer after the previous block's
+    unfinished line."""
     first, carry, block_bytes = 1, b"", block_bytes or BLOCK_BYTES
-    with _open(Path(path)) as f:
-        while True:
-            buf = bytearray(len(carry) + block_bytes)
-            buf[:len(carry)] = carry
-            got = f.readinto(memoryview(buf)[len(carry):])
-            if not got:
-                break
-            end = len(carry) + got
-            cut = buf.rfind(b"\n", 0, end) + 1
-            carry = bytes(buf[cut:end])
-            if cut:
-                lines = _split(memoryview(buf)[:cut])
-                yield first, lines
-                first += len(lines)
+    while True:
+        buf = bytearray(len(carry) + block_bytes)
+        buf[:len(carry)] = carry
+        got = stream.readinto(memoryview(buf)[len(carry):])
+        if not got:
+            break
+        end = len(carry) + got
+        cut = buf.rfind(b"\n", 0, end) + 1
+        carry = bytes(buf[cut:end])
+        if cut:
+            lines = _split(memoryview(buf)[:cut])
+            yield first, lines
+            first += len(lines)
     if carry:
         yield first, _split(carry + b"\n")
 
@@ -103,17 +116,30 @@ def read_rated(path, label: str, cfg: SourcesConfig, score_field: str = "fine-gr
     sql = BLOCK_SQL.format(records=RECORDS_SQL.replace("{score_field}", score_field),  # one of SCORE_FIELDS
                            candidates=CANDIDATES_SQL)
     try:
-        sha256, size = readers.fingerprint(path)
-        for first, lines in line_blocks(path):
-            block = pa.table({"line": np.arange(first, first + len(lines), dtype=np.int64), "raw": lines})
-            con.register("lines", pa.Table.from_batches(block.to_batches(max_chunksize=BATCH_LINES)))
-            rows = con.sql(sql, params=params).to_arrow_table()
-            out.add(rows, lambda wanted: {int(n): lines[n - first].as_py() for n in wanted})
+        with path.open("rb") as raw:
+            gz = raw.read(2) == GZIP_MAGIC
+            raw.seek(0)
+            hashing = _Hashing(raw)
+            stream = gzip.GzipFile(fileobj=hashing) if gz else io.BufferedReader(hashing)
+            for first, lines in line_blocks(stream):
+                block = pa.table({"line": np.arange(first, first + len(lines), dtype=np.int64), "raw": lines})
+                con.register("lines", pa.Table.from_batches(block.to_batches(max_chunksize=BATCH_LINES)))
+                rows = con.sql(sql, params=params).to_arrow_table()
+                out.add(rows, lambda wanted: {int(n): lines[n - first].as_py() for n in wanted})
+        sha256, size = hashing.digest.hexdigest(), hashing.size
     except (OSError, EOFError, zlib.error) as exc:
         out.unreadable(readers.describe(exc))
+        sha256, size = _fingerprint_or_none(path)
     finally:
         con.close()
     return out.batch(sha256, size)
+
+
+def _fingerprint_or_none(path: Path) -> tuple[str | None, int | None]:
+    try:
+        return readers.fingerprint(path)
+    except OSError:
+        return None, None
 
 
 def _ids(label: str, lines: pa.Array, ks: pa.Array | None = None) -> pa.Array:
@@ -177,7 +203,7 @@ class _Out:
             rated = rated.set_column(rated.schema.get_field_index("response"), "response",
                                      pii.scrub(rated["response"], counts))
             rated = rated.set_column(rated.schema.get_field_index("prompt"), "prompt",
-                                     _scrub_shared_prompts(rated["prompt"], counts))
+                                     pii.scrub_messages(rated["prompt"], counts, once_per_text=True))
             quarantine = pii.scrub_raw(quarantine, counts)
         records = pa.concat_tables(self.records) if self.records else RECORDS.empty_table()
         tables = {name: empty_table(name) for name in TABLES}
@@ -187,18 +213,6 @@ class _Out:
         return SourceBatch(tables=tables, quarantine=quarantine, records=records,
                            inputs=[{"path": self.source, "label": self.label, "sha256": sha256, "bytes": size,
                                     "records": records.num_rows}], stats=stats)
-
-
-def _scrub_shared_prompts(prompts: pa.ChunkedArray, counts: Counter) -> pa.Array:
-    """PII-scrub the prompt column, whose rows repeat each record's prompt once per candidate: each
-    distinct message text is scrubbed once (and its replacements counted once, as it appears in the
-    input, not once per candidate)."""
-    prompts = prompts.combine_chunks()
-    flat = prompts.values
-    encoded = pc.dictionary_encode(flat.field("content"))
-    content = pii.scrub(encoded.dictionary, counts).take(encoded.indices)
-    rebuilt = pa.StructArray.from_arrays([flat.field("role"), content], names=["role", "content"])
-    return pa.ListArray.from_arrays(prompts.offsets, rebuilt, mask=prompts.is_null())
 
 
 def _explain_record(raw: bytes, cfg: SourcesConfig) -> RecordError:

@@ -4,8 +4,7 @@ import json
 
 SCORE_FIELDS = ("fine-grained_score", "overall_score")   # UltraFeedback's; the generic form's is `score`
 SHAPE = json.dumps({"instruction": "JSON", "prompt": "JSON",
-                    "completions": [{"model": "JSON", "response": "JSON", "score": "JSON",
-                                     **{f: "JSON" for f in SCORE_FIELDS}}],
+                    "completions": [{"model": "JSON", "response": "JSON", **{f: "JSON" for f in SCORE_FIELDS}}],
                     "candidates": [{"model": "JSON", "response": "JSON", "score": "JSON"}]})
 MESSAGES_SHAPE = '[{"role": "VARCHAR", "content": "VARCHAR"}]'
 

@@ -52,7 +52,7 @@ def iter_records(path: Path) -> Iterator[RawRecord]:
                 raise UnreadableFile(f"corrupt Parquet: {exc}") from exc
             return
         container = _sniff(path)
-        with _open(path) as stream:
+        with open_stream(path) as stream:
             yield from (_jsonl(stream) if container == "jsonl" else _document(stream.read(), container))
     except (OSError, EOFError, zlib.error) as exc:   # missing, permission, corrupt or truncated gzip
         raise UnreadableFile(describe(exc)) from exc
@@ -77,7 +77,8 @@ def _magic(path: Path) -> bytes:
         return fh.read(4)
 
 
-def _open(path: Path) -> io.BufferedIOBase:
+def open_stream(path: Path) -> io.BufferedIOBase:
+    """The file's bytes, decompressed when it is gzip (found by its magic bytes)."""
     return gzip.open(path, "rb") if _magic(path)[:2] == GZIP_MAGIC else open(path, "rb")
 
 
@@ -88,7 +89,7 @@ def _sniff(path: Path) -> str:
     ext = suffixes[-1] if suffixes else ""
     if ext in (".jsonl", ".ndjson"):
         return "jsonl"
-    with _open(path) as stream:
+    with open_stream(path) as stream:
         head = stream.read(1 << 16).removeprefix(BOM).lstrip()
         while head.isspace() and (more := stream.read(1 << 16)):
             head = more.lstrip()

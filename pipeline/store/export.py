@@ -19,6 +19,7 @@ import pyarrow as pa
 import yaml
 
 from pipeline.store.layout import StoreError, resolve_ref, sql_literal
+from pipeline.store.manifest import LEDGER_KEYS
 from pipeline.store.verify import verify_version
 from pipeline.store.versions import read_manifest
 
@@ -70,7 +71,7 @@ def dataset_card(manifest: dict, fmt: str, rows: int, columns: list[str]) -> str
                           "pairs_sha256": manifest.get("files", {}).get("pairs.parquet", {}).get("sha256")}}
     ledger = manifest.get("ledger", {})
     ledger_rows = "\n".join(f"| {k} | {ledger.get(k)} |"
-                             for k in ("inputs", "kept", "filtered", "quarantined", "pairs"))
+                             for k in LEDGER_KEYS)
     file_rows = "\n".join(f"| {n} | {f.get('rows')} | {f.get('bytes')} | `{f.get('sha256')}` |"
                           for n, f in sorted(manifest.get("files", {}).items()))
     return f"""---

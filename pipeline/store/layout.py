@@ -17,6 +17,7 @@ MANIFEST_FILE = "manifest.json"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 VERSION_DIR_RE = re.compile(r"v([1-9][0-9]*)")
 TMP_PREFIX = ".tmp-"
+PAGE_FILE = "index.html"  # a dashboard's page inside its folder
 
 
 class StoreError(Exception):
@@ -82,6 +83,11 @@ def dashboard_dir(workspace, dataset: str, version: int) -> Path:
     """Where a version's dashboard goes by default: beside the versions, never inside one (a version's
     folder holds exactly what its manifest lists)."""
     return workspace_path(workspace) / "dashboards" / check_name(dataset) / f"v{version}"
+
+
+def dashboard_page(workspace, dataset: str, version: int) -> Path:
+    """The page `curate` builds for a version (when the dashboard is on)."""
+    return dashboard_dir(workspace, dataset, version) / PAGE_FILE
 
 
 def catalog_path(workspace) -> Path:

@@ -17,6 +17,7 @@ STORE_KEYS = ("dataset", "version", "parent", "created", "files")  # set by the 
 REQUIRED_KEYS = ("config_hash", "code_version")
 DEFAULTS = {"flow_run_id": None, "config": {}, "inputs": [], "counts": {}, "stats": {}}
 STATUSES = ("kept", "filtered", "quarantined")
+LEDGER_KEYS = ("inputs", *STATUSES, "pairs")  # the ledger summary every report shows
 
 
 def _plain(value):
@@ -68,7 +69,7 @@ def ledger_problems(summary: dict, ledger: pa.Table | None, pairs_rows: int | No
     """Why a ledger does not balance; [] when it does. Shared by commit (refuse) and verify (report)."""
     if not isinstance(summary, dict):
         return [f"ledger must be an object with counts, got {type(summary).__name__}"]
-    missing = [k for k in ("inputs", *STATUSES, "pairs") if not isinstance(summary.get(k), int)]
+    missing = [k for k in LEDGER_KEYS if not isinstance(summary.get(k), int)]
     if missing:
         return [f"ledger lacks integer counts for {missing}"]
     problems = []
