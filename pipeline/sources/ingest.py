@@ -26,7 +26,7 @@ def read_file(path, cfg: SourcesConfig, label: str | None = None) -> SourceBatch
     quarantine row with line 0."""
     path = Path(path)
     if rated.sniff(path):  # rated candidates have their own column-wise reader (no Python per record)
-        return merge([rated.read_rated(path, label or path.name, cfg, cfg.rated_score)])
+        return rated.read_rated(path, label or path.name, cfg, cfg.rated_score)
     reader = _FileReader(path, label or path.name, cfg)
     return merge([reader.run()])
 

@@ -29,7 +29,7 @@ from pipeline.config import SourcesConfig
 from pipeline.schema import conform, empty as empty_table, from_rows
 
 from . import pii, prompts, readers
-from .batch import RECORDS, TABLES, SourceBatch, quarantine_row
+from .batch import RECORDS, TABLES, SourceBatch, merge, quarantine_row
 from .fields import Ctx, RecordError, type_name
 from .rated_sql import BLOCK_SQL, CANDIDATES_SQL, MESSAGES_SHAPE, RECORDS_SQL, SCORE_FIELDS, SHAPE
 from .readers import GZIP_MAGIC
@@ -105,16 +105,24 @@ def _split(block) -> pa.Array:
 def read_rated(path, label: str, cfg: SourcesConfig, score_field: str = "fine-grained_score") -> SourceBatch:
     """Every candidate of a rated file as a `rated` row, or quarantined with its reason; an
     unreadable file is one quarantine row with line 0, as in the record readers."""
+    return merge(list(rated_blocks(path, label, cfg, score_field)))
+
+
+def rated_blocks(path, label: str, cfg: SourcesConfig, score_field: str = "fine-grained_score") -> Iterator[SourceBatch]:
+    """A rated file as one SourceBatch per block of lines (PII already scrubbed), so a caller can
+    work block by block in bounded memory. The last batch carries the file's `inputs` entry (its
+    fingerprint and record count) and, when the file could not be read to the end, the
+    `unreadable_file` quarantine row; `merge` of all of them is the whole file."""
     if score_field not in SCORE_FIELDS:
         raise ValueError(f"score_field must be one of {SCORE_FIELDS}, got {score_field!r}")
-    path, out = Path(path), _Out(label, str(path), cfg, score_field)
-    sha256 = size = None
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
+    path, source = Path(path), str(path)
     params = {"shape": SHAPE, "messages_shape": MESSAGES_SHAPE, "max_chars": cfg.max_text_chars,
               "max_bytes": cfg.max_record_bytes}
     sql = BLOCK_SQL.format(records=RECORDS_SQL.replace("{score_field}", score_field),  # one of SCORE_FIELDS
                            candidates=CANDIDATES_SQL)
+    read, tail = 0, []
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     try:
         with path.open("rb") as raw:
             gz = raw.read(2) == GZIP_MAGIC
@@ -125,14 +133,25 @@ def read_rated(path, label: str, cfg: SourcesConfig, score_field: str = "fine-gr
                 block = pa.table({"line": np.arange(first, first + len(lines), dtype=np.int64), "raw": lines})
                 con.register("lines", pa.Table.from_batches(block.to_batches(max_chunksize=BATCH_LINES)))
                 rows = con.sql(sql, params=params).to_arrow_table()
-                out.add(rows, lambda wanted: {int(n): lines[n - first].as_py() for n in wanted})
+                con.unregister("lines")
+                batch = _block(rows, lambda wanted: {int(n): lines[n - first].as_py() for n in wanted},
+                               label, source, cfg, score_field)
+                read += batch.records.num_rows
+                yield batch
         sha256, size = hashing.digest.hexdigest(), hashing.size
     except (OSError, EOFError, zlib.error) as exc:
-        out.unreadable(readers.describe(exc))
+        suffix = f" (after {read} records were read)" if read else ""
+        tail.append(quarantine_row(f"{label}:0", source, 0, "unreadable_file",
+                                   f"{source}: {readers.describe(exc)}{suffix}", None))
         sha256, size = _fingerprint_or_none(path)
     finally:
         con.close()
-    return out.batch(sha256, size)
+    records = pa.table({"record_id": [r["record_id"] for r in tail], "source_file": [source] * len(tail),
+                        "line": [0] * len(tail)}, schema=RECORDS)
+    yield SourceBatch(tables={name: empty_table(name) for name in TABLES}, quarantine=from_rows("quarantine", tail),
+                      records=records, stats={},
+                      inputs=[{"path": source, "label": label, "sha256": sha256, "bytes": size,
+                               "records": read + len(tail)}])
 
 
 def _fingerprint_or_none(path: Path) -> tuple[str | None, int | None]:
@@ -147,72 +166,46 @@ def _ids(label: str, lines: pa.Array, ks: pa.Array | None = None) -> pa.Array:
     return ids if ks is None else pc.binary_join_element_wise(ids, pc.cast(ks, pa.string()), "#")
 
 
-class _Out:
-    """What a rated file yields, block by block: candidate rows, quarantine rows and record ids."""
-
-    def __init__(self, label: str, source: str, cfg: SourcesConfig, score_field: str):
-        self.label, self.source, self.cfg, self.score_field = label, source, cfg, score_field
-        self.rated: list[pa.Table] = []
-        self.quarantine: list[dict] = []
-        self.records: list[pa.Table] = []
-
-    def add(self, rows: pa.Table, raws_of) -> None:
-        """One block's BLOCK_SQL rows, and `raws_of(lines)`, the raw lines by number (for the
-        rejected candidates)."""
-        is_record = pc.equal(rows["k"], 0)
-        bad_recs = rows.filter(is_record).select(["line", "raw"])
-        cands = rows.filter(pc.invert(is_record))
-        bad_cands = cands.filter(cands["error"])
-        good = cands.filter(pc.invert(cands["error"]))
-        bad_lines = [r for r in bad_recs.to_pylist() if r["raw"].strip()]  # a blank line is no record
-        for r in bad_lines:
-            self._quarantine(f"{self.label}:{r['line']}", r["line"], r["raw"], _explain_record(r["raw"], self.cfg))
-        bad_lines = pa.array([r["line"] for r in bad_lines], pa.int64())
-        if bad_cands.num_rows:
-            raws = raws_of(set(bad_cands["line"].to_pylist()))
-            for c in bad_cands.select(["line", "k", "fmt"]).to_pylist():
-                item, why = _explain_candidate(raws[c["line"]], c["fmt"], c["k"], self.score_field, self.cfg)
-                self._quarantine(f"{self.label}:{c['line']}#{c['k']}", c["line"], item, why)
-        self.rated.append(pa.table({
-            "record_id": _ids(self.label, good["line"], good["k"]), "prompt_key": _ids(self.label, good["line"]),
-            "prompt": good["prompt"], "candidate": good["k"], "response": good["response"], "score": good["score"],
-            "model": good["model"], "format": good["fmt"]}))
-        for ids, lines in ((_ids(self.label, good["line"], good["k"]), good["line"]),
-                           (_ids(self.label, bad_cands["line"], bad_cands["k"]), bad_cands["line"]),
-                           (_ids(self.label, bad_lines), bad_lines)):
-            self.records.append(pa.table({"record_id": ids, "source_file": pa.repeat(self.source, len(ids)),
-                                          "line": lines}, schema=RECORDS))
-
-    def unreadable(self, message: str) -> None:
-        read = sum(t.num_rows for t in self.records)
-        suffix = f" (after {read} records were read)" if read else ""
-        self._quarantine(f"{self.label}:0", 0, None,
-                         RecordError("unreadable_file", f"{self.source}: {message}{suffix}"))
-
-    def _quarantine(self, record_id: str, line: int, raw: bytes | None, exc: RecordError) -> None:
-        self.quarantine.append(quarantine_row(record_id, self.source, line, exc.kind, exc.message, raw))
-        if line == 0:
-            self.records.append(pa.table({"record_id": [record_id], "source_file": [self.source], "line": [0]},
-                                         schema=RECORDS))
-
-    def batch(self, sha256: str | None, size: int | None) -> SourceBatch:
-        rated = conform("rated", pa.concat_tables(self.rated) if self.rated else empty_table("rated"))
-        quarantine = from_rows("quarantine", self.quarantine)
-        counts: Counter = Counter()
-        if self.cfg.scrub_pii:
-            rated = rated.set_column(rated.schema.get_field_index("response"), "response",
-                                     pii.scrub(rated["response"], counts))
-            rated = rated.set_column(rated.schema.get_field_index("prompt"), "prompt",
-                                     pii.scrub_messages(rated["prompt"], counts, once_per_text=True))
-            quarantine = pii.scrub_raw(quarantine, counts)
-        records = pa.concat_tables(self.records) if self.records else RECORDS.empty_table()
-        tables = {name: empty_table(name) for name in TABLES}
-        tables["rated"] = rated
-        stats = {"pii_scrubbed": ({k: 0 for k in pii.KINDS} | dict(counts)) if self.cfg.scrub_pii else {},
-                 "normalized": {}}
-        return SourceBatch(tables=tables, quarantine=quarantine, records=records,
-                           inputs=[{"path": self.source, "label": self.label, "sha256": sha256, "bytes": size,
-                                    "records": records.num_rows}], stats=stats)
+def _block(rows: pa.Table, raws_of, label: str, source: str, cfg: SourcesConfig, score_field: str) -> SourceBatch:
+    """One block's BLOCK_SQL rows as a SourceBatch; `raws_of(lines)` gives the raw lines by number
+    (for the rejected candidates, explained in Python)."""
+    is_record = pc.equal(rows["k"], 0)
+    bad_recs = rows.filter(is_record).select(["line", "raw"])
+    cands = rows.filter(pc.invert(is_record))
+    bad_cands = cands.filter(cands["error"])
+    good = cands.filter(pc.invert(cands["error"]))
+    quarantine = []
+    bad_lines = [r for r in bad_recs.to_pylist() if r["raw"].strip()]  # a blank line is no record
+    for r in bad_lines:
+        exc = _explain_record(r["raw"], cfg)
+        quarantine.append(quarantine_row(f"{label}:{r['line']}", source, r["line"], exc.kind, exc.message, r["raw"]))
+    bad_lines = pa.array([r["line"] for r in bad_lines], pa.int64())
+    if bad_cands.num_rows:
+        raws = raws_of(set(bad_cands["line"].to_pylist()))
+        for c in bad_cands.select(["line", "k", "fmt"]).to_pylist():
+            item, exc = _explain_candidate(raws[c["line"]], c["fmt"], c["k"], score_field, cfg)
+            quarantine.append(quarantine_row(f"{label}:{c['line']}#{c['k']}", source, c["line"], exc.kind,
+                                             exc.message, item))
+    ids = _ids(label, good["line"], good["k"])
+    rated = pa.table({
+        "record_id": ids, "prompt_key": _ids(label, good["line"]), "prompt": good["prompt"], "candidate": good["k"],
+        "response": good["response"], "score": good["score"], "model": good["model"], "format": good["fmt"]})
+    records = pa.concat_tables([
+        pa.table({"record_id": rid, "source_file": pa.repeat(source, len(rid)), "line": lines}, schema=RECORDS)
+        for rid, lines in ((ids, good["line"]), (_ids(label, bad_cands["line"], bad_cands["k"]), bad_cands["line"]),
+                           (_ids(label, bad_lines), bad_lines))])
+    quarantine = from_rows("quarantine", quarantine)
+    counts: Counter = Counter()
+    if cfg.scrub_pii:
+        rated = rated.set_column(rated.schema.get_field_index("response"), "response",
+                                 pii.scrub(rated["response"], counts))
+        rated = rated.set_column(rated.schema.get_field_index("prompt"), "prompt",
+                                 pii.scrub_messages(rated["prompt"], counts, once_per_text=True))
+        quarantine = pii.scrub_raw(quarantine, counts)
+    tables = {name: empty_table(name) for name in TABLES}
+    tables["rated"] = conform("rated", rated)
+    stats = {"pii_scrubbed": ({k: 0 for k in pii.KINDS} | dict(counts)) if cfg.scrub_pii else {}, "normalized": {}}
+    return SourceBatch(tables=tables, quarantine=quarantine, records=records, inputs=[], stats=stats)
 
 
 def _explain_record(raw: bytes, cfg: SourcesConfig) -> RecordError:

@@ -13,7 +13,7 @@ MESSAGES_SHAPE = '[{"role": "VARCHAR", "content": "VARCHAR"}]'
 RECORDS_SQL = """
 WITH t AS (SELECT line, raw, TRY(decode(raw)) AS text FROM lines),
 j AS (SELECT line, raw, text, TRY(json_transform(text, $shape)) AS j FROM t
-      WHERE octet_length(raw) > 2),  -- blank lines are no records (longer all-blank ones: see _Out.add)
+      WHERE octet_length(raw) > 2),  -- blank lines are no records (longer all-blank ones: see rated._block)
 r AS (SELECT line, raw,
              CASE WHEN j.completions IS NOT NULL AND j.instruction IS NOT NULL THEN 'ultrafeedback'
                   WHEN j.candidates IS NOT NULL AND j.prompt IS NOT NULL THEN 'candidates' END AS fmt,
