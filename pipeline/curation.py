@@ -91,7 +91,8 @@ def select_pairs(raw: pa.Table, cfg: CurateConfig, cache_dir: Path | None,
         funnel[f"after_{name}"] = int(pc.sum(pc.fill_null(passed, False)).as_py() or 0)
     stats = {"funnel": funnel, "length_bias": length_bias(pairs), **filter_stats,
              "pairs_by_signal": value_counts(pairs["signal"]),
-             "mixing": mixing_report(pairs, lineage, cfg.mixing, cache_dir)}
+             "mixing": mixing_report(lineage.filter(lineage["kept"]), cfg.mixing, cache_dir,
+                                     lambda rows: pairs.take(pa.array(rows)))}
     return pairs, lineage, stats
 
 

@@ -2,45 +2,63 @@
 but no surviving pair: the filter or signal that stopped it, with the reason) or quarantined."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.schema import conform
+from pipeline.store.layout import sql_literal
 from pipeline.store.manifest import ledger_from_table
+
+LEDGER_SQL = """
+    WITH q AS (SELECT record_id, first(error_kind || ': ' || message ORDER BY line) AS reason
+               FROM quarantine GROUP BY record_id),
+         kept AS (SELECT DISTINCT unnest(input_ids) AS record_id FROM lineage WHERE kept),
+         dropped AS (
+            SELECT record_id, first(reason ORDER BY pair_id) AS reason FROM (
+                SELECT unnest(input_ids) AS record_id, pair_id,
+                       dropped_by || ': ' || list_filter(decisions, lambda d: NOT d.passed)[1].reason AS reason
+                FROM lineage WHERE NOT kept) GROUP BY record_id),
+         unp AS (SELECT record_id, first(reason) AS reason FROM unpaired GROUP BY record_id)
+    SELECT r.record_id, r.source_file, r.line,
+           CASE WHEN q.record_id IS NOT NULL THEN 'quarantined'
+                WHEN kept.record_id IS NOT NULL THEN 'kept' ELSE 'filtered' END AS status,
+           CASE WHEN q.record_id IS NOT NULL THEN q.reason
+                WHEN kept.record_id IS NOT NULL THEN NULL
+                ELSE coalesce(dropped.reason, unp.reason, 'no signal made a pair from this record') END AS reason
+    FROM (SELECT record_id, source_file, line FROM records
+          UNION SELECT record_id, source_file, line FROM quarantine) r
+    LEFT JOIN q USING (record_id) LEFT JOIN kept USING (record_id)
+    LEFT JOIN dropped USING (record_id) LEFT JOIN unp USING (record_id)
+    ORDER BY r.source_file, r.line
+"""
 
 
 def build_ledger(records: pa.Table, quarantine: pa.Table, lineage: pa.Table,
                  unpaired: pa.Table) -> tuple[pa.Table, dict]:
     """`records` lists the input records read; a quarantine row for a record missing there
     (e.g. a whole unreadable file) still counts as an input."""
-    if records.num_rows != pc.count_distinct(records["record_id"]).as_py():
-        raise ValueError("ledger: input record ids are not unique; two records would be counted as one")
     con = duckdb.connect()
-    for name, table in (("records", records), ("quarantine", quarantine), ("lineage", lineage),
-                        ("unpaired", unpaired)):
-        con.register(name, table)
-    ledger = con.sql("""
-        WITH q AS (SELECT record_id, first(error_kind || ': ' || message ORDER BY line) AS reason
-                   FROM quarantine GROUP BY record_id),
-             kept AS (SELECT DISTINCT unnest(input_ids) AS record_id FROM lineage WHERE kept),
-             dropped AS (
-                SELECT record_id, first(reason ORDER BY pair_id) AS reason FROM (
-                    SELECT unnest(input_ids) AS record_id, pair_id,
-                           dropped_by || ': ' || list_filter(decisions, lambda d: NOT d.passed)[1].reason AS reason
-                    FROM lineage WHERE NOT kept) GROUP BY record_id),
-             unp AS (SELECT record_id, first(reason) AS reason FROM unpaired GROUP BY record_id)
-        SELECT r.record_id, r.source_file, r.line,
-               CASE WHEN q.record_id IS NOT NULL THEN 'quarantined'
-                    WHEN kept.record_id IS NOT NULL THEN 'kept' ELSE 'filtered' END AS status,
-               CASE WHEN q.record_id IS NOT NULL THEN q.reason
-                    WHEN kept.record_id IS NOT NULL THEN NULL
-                    ELSE coalesce(dropped.reason, unp.reason, 'no signal made a pair from this record') END AS reason
-        FROM (SELECT record_id, source_file, line FROM records
-              UNION SELECT record_id, source_file, line FROM quarantine) r
-        LEFT JOIN q USING (record_id) LEFT JOIN kept USING (record_id)
-        LEFT JOIN dropped USING (record_id) LEFT JOIN unp USING (record_id)
-        ORDER BY r.source_file, r.line
-    """).arrow()
-    ledger = conform("ledger", ledger.read_all() if hasattr(ledger, "read_all") else ledger)
+    try:
+        reader = ledger_batches(con, records=records, quarantine=quarantine, lineage=lineage, unpaired=unpaired)
+        ledger = conform("ledger", reader.read_all())
+    finally:
+        con.close()
     return ledger, ledger_from_table(ledger, int(pc.sum(lineage["kept"]).as_py() or 0))
+
+
+def ledger_batches(con: duckdb.DuckDBPyConnection, **sources) -> pa.RecordBatchReader:
+    """The ledger rows, streamed. Each source (records, quarantine, lineage, unpaired) is an Arrow
+    table or a list of Parquet files; DuckDB joins them within its memory limit."""
+    for name, source in sources.items():
+        if isinstance(source, pa.Table):
+            con.register(name, source)
+        else:
+            files = ", ".join(sql_literal(str(Path(f))) for f in source)
+            con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{files}])")
+    twice = con.execute("SELECT count(*) - count(DISTINCT record_id) FROM records").fetchall()[0][0]
+    if twice:
+        raise ValueError("ledger: input record ids are not unique; two records would be counted as one")
+    return con.sql(LEDGER_SQL).fetch_arrow_reader(batch_size=1 << 16)

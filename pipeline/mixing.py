@@ -10,6 +10,7 @@ import json
 import re
 from functools import cache
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -41,8 +42,10 @@ def family(origin: str, log_family: str = "log", model: str | None = None) -> st
 SIDES = ("chosen", "rejected")
 
 
-def mixing_report(pairs: pa.Table, lineage: pa.Table, cfg: MixingConfig, cache_dir: Path | None) -> dict:
-    kept = lineage.filter(lineage["kept"])  # row for row the pairs table (both keep the candidates' order)
+def mixing_report(kept: pa.Table, cfg: MixingConfig, cache_dir: Path | None,
+                  texts: Callable[[np.ndarray], pa.Table]) -> dict:
+    """`kept`: the kept pairs' lineage rows (recipe, signal, origins, generator), row for row the
+    pairs table; `texts(rows)` gives those pairs' chosen and rejected (for the probe's sample)."""
     origin = {side: kept[f"{side}_origin"].to_numpy(zero_copy_only=False) for side in SIDES}
 
     def side_family(side: str):
@@ -54,7 +57,7 @@ def mixing_report(pairs: pa.Table, lineage: pa.Table, cfg: MixingConfig, cache_d
 
     fam = {side: per_value(pc.binary_join_element_wise(kept[f"{side}_origin"], pc.fill_null(kept["generator"], ""),
                                                         "\x1f"), side_family(side)) for side in SIDES}
-    recipe, signal = pairs["recipe"].to_numpy(zero_copy_only=False), pairs["signal"].to_numpy(zero_copy_only=False)
+    recipe, signal = kept["recipe"].to_numpy(zero_copy_only=False), kept["signal"].to_numpy(zero_copy_only=False)
     slices, warnings = {}, []
     for key in sorted(set(zip(recipe, signal))):
         rows = np.flatnonzero((recipe == key[0]) & (signal == key[1]))
@@ -72,7 +75,7 @@ def mixing_report(pairs: pa.Table, lineage: pa.Table, cfg: MixingConfig, cache_d
         generated = any(o.startswith(("policy:", "generator:")) for o in (*c_or, *r_or))
         if cfg.separability == "all" or (cfg.separability == "generated" and generated):
             if len(rows) >= cfg.min_pairs:
-                entry["separability_auc"] = probe(pairs.take(pa.array(rows)), cfg, cache_dir)
+                entry["separability_auc"] = probe(rows, texts, cfg, cache_dir)
                 if entry["separability_auc"] > cfg.max_auc:
                     warnings.append(f"{name}: a linear probe on embeddings tells chosen from rejected with AUC "
                                     f"{entry['separability_auc']:.2f} > {cfg.max_auc}: surface cues may be "
@@ -80,10 +83,11 @@ def mixing_report(pairs: pa.Table, lineage: pa.Table, cfg: MixingConfig, cache_d
             else:
                 entry["separability_skipped"] = f"fewer than min_pairs {cfg.min_pairs} pairs"
         slices[name] = entry
-    return {"pairs_by_recipe": value_counts(pairs["recipe"]), "slices": slices, "warnings": warnings}
+    return {"pairs_by_recipe": value_counts(kept["recipe"]), "slices": slices, "warnings": warnings}
 
 
-def probe(pairs: pa.Table, cfg: MixingConfig, cache_dir: Path | None) -> float:
+def probe(rows: np.ndarray, texts: Callable[[np.ndarray], pa.Table], cfg: MixingConfig,
+          cache_dir: Path | None) -> float:
     """Cross-validated ROC AUC of a logistic regression telling chosen from rejected embeddings;
     folds keep both sides of a pair together, so a pair's prompt cannot leak across folds."""
     from sklearn.linear_model import LogisticRegression
@@ -93,8 +97,7 @@ def probe(pairs: pa.Table, cfg: MixingConfig, cache_dir: Path | None) -> float:
     from pipeline.embed import embed
 
     rng = np.random.default_rng(0)
-    take = np.sort(rng.choice(pairs.num_rows, size=min(cfg.max_pairs, pairs.num_rows), replace=False))
-    sub = pairs.take(pa.array(take))
+    sub = texts(np.sort(rng.choice(rows, size=min(cfg.max_pairs, len(rows)), replace=False)))
     chosen, rejected = first_content(sub["chosen"]).to_pylist(), first_content(sub["rejected"]).to_pylist()
     vectors, _ = embed(chosen + rejected, cfg.model, cache_dir)
     y = np.r_[np.ones(len(chosen)), np.zeros(len(rejected))]

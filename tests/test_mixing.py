@@ -4,6 +4,7 @@ from different sources versus one whose sides are drawn from the same pool."""
 import json
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from pair_rows import raw_pair, raw_table
@@ -37,7 +38,8 @@ def _report(rows, origins, tmp_path, **cfg):
     raw = raw_table([{**raw_pair(f"question {i}", c, r, signal="rubric_judge", ids=[f"f:{i}"]), "recipe": "bon",
                       "chosen_origin": origins[0], "rejected_origin": origins[1]} for i, (c, r) in enumerate(rows)])
     pairs, lineage = finalize(build_pairs(raw))
-    return mixing_report(pairs, lineage, MixingConfig(**cfg), tmp_path)
+    return mixing_report(lineage.filter(lineage["kept"]), MixingConfig(**cfg), tmp_path,
+                         lambda rows: pairs.take(pa.array(rows)))
 
 
 def test_sides_from_different_sources_are_separable_and_warned(texts, tmp_path):

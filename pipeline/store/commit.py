@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.schema import SchemaError, conform, empty
+from pipeline.schema import SchemaError, conform, empty, schema
 from pipeline.store import manifest as mf
 from pipeline.store.catalog import refresh_catalog_quietly
 from pipeline.store.layout import (MANIFEST_FILE, REQUIRED_TABLES, TABLES, TMP_PREFIX, VERSION_FILE, StoreError,
@@ -109,21 +109,66 @@ def commit_version(workspace: Path, dataset: str, tables: dict[str, pa.Table], m
     code_version, inputs, counts, ledger, stats); the store adds dataset, version, parent, created and
     files. Refuses (StoreError) when the ledger does not balance."""
     check_name(dataset)
-    ws = workspace_path(workspace)
     conformed = conform_tables(tables)
-    prepared = mf.prepare(dataset, manifest, conformed)
-    ddir = dataset_dir(ws, dataset)
+    prepared = mf.prepare(dataset, manifest, conformed["pairs"].num_rows, conformed["ledger"])
+    tmp = stage(workspace, dataset)
+    try:
+        for name, table in conformed.items():
+            pq.write_table(table, tmp / f"{name}.parquet", compression="zstd")
+        return _seal_and_publish(workspace, dataset, tmp, prepared)
+    except BaseException:
+        discard(tmp)
+        raise
+
+
+def stage(workspace: Path, dataset: str) -> Path:
+    """A private folder for a version being written (`.tmp-<uuid>` beside the versions, never
+    listed or read); hand it to commit_staged, or to discard on failure."""
+    check_name(dataset)
+    ddir = dataset_dir(workspace_path(workspace), dataset)
     ddir.mkdir(parents=True, exist_ok=True)
     tmp = ddir / f"{TMP_PREFIX}{uuid.uuid4().hex}"
     tmp.mkdir()
+    return tmp
+
+
+def discard(tmp: Path) -> None:
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def commit_staged(workspace: Path, dataset: str, tmp: Path, manifest: dict) -> dict:
+    """Publish a staged folder holding `TABLE.parquet` for every table (written in pieces by the
+    streamed path): each file's schema is checked against its contract, pair ids must be unique
+    and the ledger must balance, as for commit_version. The folder is discarded on refusal."""
     try:
-        for name, table in conformed.items():
-            filename = f"{name}.parquet"
-            prepared["files"][filename] = _write_parquet(tmp / filename, table)
-            os.chmod(tmp / filename, READ_ONLY)
-        final = _publish(ddir, tmp, ws, dataset, prepared)
+        for name in TABLES:
+            path = tmp / f"{name}.parquet"
+            if not path.exists():
+                raise StoreError(f"staged version lacks {path.name}")
+            found, want = pq.read_schema(path).remove_metadata(), schema(name)
+            if not found.equals(want):
+                raise StoreError(f"{path.name} does not match schemas/{name}.yaml: {found} != {want}")
+        pair_ids = pq.read_table(tmp / "pairs.parquet", columns=["pair_id"])["pair_id"]
+        duplicates = len(pair_ids) - pc.count_distinct(pair_ids).as_py()
+        if duplicates:
+            raise StoreError(f"pairs: {duplicates} duplicate pair_id value(s); pair_id is the key of a version")
+        ledger = pq.read_table(tmp / "ledger.parquet", columns=["status", "reason"])
+        prepared = mf.prepare(dataset, manifest, len(pair_ids), ledger)
+        del ledger, pair_ids
+        return _seal_and_publish(workspace, dataset, tmp, prepared)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        discard(tmp)
         raise
+
+
+def _seal_and_publish(workspace: Path, dataset: str, tmp: Path, prepared: dict) -> dict:
+    """fsync and freeze the data files, record their facts, then publish."""
+    ws = workspace_path(workspace)
+    for name in TABLES:
+        path = tmp / f"{name}.parquet"
+        _fsync(path)
+        prepared["files"][path.name] = file_facts(path, pq.ParquetFile(path).metadata.num_rows)
+        os.chmod(path, READ_ONLY)
+    final = _publish(dataset_dir(ws, dataset), tmp, ws, dataset, prepared)
     refresh_catalog_quietly(ws)
     return final

@@ -90,9 +90,10 @@ def ledger_problems(summary: dict, ledger: pa.Table | None, pairs_rows: int | No
     return problems
 
 
-def prepare(dataset: str, manifest: dict, tables: dict[str, pa.Table]) -> dict:
-    """Check the caller's manifest against the (conformed) tables; return a copy ready for the store
-    to fill in version, parent, created and files. Raises StoreError when the ledger does not balance."""
+def prepare(dataset: str, manifest: dict, pairs_rows: int, ledger: pa.Table) -> dict:
+    """Check the caller's manifest against the version's pair count and ledger (its status and
+    reason columns); return a copy ready for the store to fill in version, parent, created and
+    files. Raises StoreError when the ledger does not balance."""
     if not isinstance(manifest, dict):
         raise StoreError(f"manifest must be a dict, got {type(manifest).__name__}")
     if manifest.get("dataset") not in (None, dataset):
@@ -107,10 +108,9 @@ def prepare(dataset: str, manifest: dict, tables: dict[str, pa.Table]) -> dict:
         out = json.loads(to_json(_finite(out)))
     except (TypeError, ValueError) as exc:
         raise StoreError(f"manifest is not JSON-serializable: {exc}") from exc
-    pairs_rows = tables["pairs"].num_rows
     if out.get("ledger") is None:
-        out["ledger"] = ledger_from_table(tables["ledger"], pairs_rows)
-    problems = ledger_problems(out["ledger"], tables["ledger"], pairs_rows)
+        out["ledger"] = ledger_from_table(ledger, pairs_rows)
+    problems = ledger_problems(out["ledger"], ledger, pairs_rows)
     if problems:
         raise StoreError(f"refusing to commit {dataset}: " + "; ".join(problems))
     out["files"] = {}
