@@ -104,17 +104,20 @@ def version_tables_and_manifest(batch, signals: SignalResult, pairs: pa.Table, l
 
     ledger, summary = build_ledger(batch.records, batch.quarantine, lineage, signals.unpaired)
     stats = dict(stats)
-    manifest = {
-        "flow_run_id": flow_run_id, "config": cfg.model_dump(), "config_hash": cfg.digest(),
-        "code_version": code_version(), "inputs": batch.inputs,
-        "counts": {"records": batch.records.num_rows,
-                   **{f"rows_{k}": batch.tables[k].num_rows for k in SOURCE_KINDS},
-                   "signal_turns": signals.signals.num_rows, **stats.pop("funnel")},
-        "ledger": summary, "stats": {**stats, "sources": batch.stats},
-    }
+    counts = {"records": batch.records.num_rows, **{f"rows_{k}": batch.tables[k].num_rows for k in SOURCE_KINDS},
+              "signal_turns": signals.signals.num_rows, **stats.pop("funnel")}
+    manifest = manifest_facts(cfg, flow_run_id, batch.inputs, counts, {**stats, "sources": batch.stats}, summary)
     tables = {"pairs": pairs, "lineage": lineage, "quarantine": batch.quarantine, "ledger": ledger,
               "signals": signals.signals}
     return tables, manifest
+
+
+def manifest_facts(cfg: CurateConfig, flow_run_id: str | None, inputs: list[dict], counts: dict, stats: dict,
+                   ledger: dict | None = None) -> dict:
+    """The facts a version's manifest holds besides what the store adds; with no `ledger`
+    summary, the store computes it from ledger.parquet at commit."""
+    return {"flow_run_id": flow_run_id, "config": cfg.model_dump(), "config_hash": cfg.digest(),
+            "code_version": code_version(), "inputs": inputs, "counts": counts, "ledger": ledger, "stats": stats}
 
 
 def code_version() -> str:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from pipeline import duck
 
 _NEEDS_WORK = r"[\t\n\v\f\r]|  |^\s|\s$"   # only these rows change (plus Unicode space at the ends)
 
@@ -45,7 +46,7 @@ def messages_text(messages: pa.Array | pa.ChunkedArray, with_roles: bool = True)
 
 def sha256_hex(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     """Hex SHA-256 of each string's UTF-8 bytes (DuckDB's sha256, vectorized; same digests as hashlib)."""
-    con = duckdb.connect()
+    con = duck.connect()
     try:
         con.register("t", pa.table({"x": texts}))
         return con.sql("SELECT sha256(x) FROM t").to_arrow_table().column(0).combine_chunks()

@@ -8,6 +8,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline import duck
 from pipeline.schema import conform
 from pipeline.store.layout import sql_literal
 from pipeline.store.manifest import ledger_from_table
@@ -40,7 +41,7 @@ def build_ledger(records: pa.Table, quarantine: pa.Table, lineage: pa.Table,
                  unpaired: pa.Table) -> tuple[pa.Table, dict]:
     """`records` lists the input records read; a quarantine row for a record missing there
     (e.g. a whole unreadable file) still counts as an input."""
-    con = duckdb.connect()
+    con = duck.connect()
     try:
         reader = ledger_batches(con, records=records, quarantine=quarantine, lineage=lineage, unpaired=unpaired)
         ledger = conform("ledger", reader.read_all())
@@ -61,4 +62,4 @@ def ledger_batches(con: duckdb.DuckDBPyConnection, **sources) -> pa.RecordBatchR
     twice = con.execute("SELECT count(*) - count(DISTINCT record_id) FROM records").fetchall()[0][0]
     if twice:
         raise ValueError("ledger: input record ids are not unique; two records would be counted as one")
-    return con.sql(LEDGER_SQL).fetch_arrow_reader(batch_size=1 << 16)
+    return con.sql(LEDGER_SQL).to_arrow_reader(batch_size=1 << 16)

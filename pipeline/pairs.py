@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline import duck
 from pipeline.columns import first_content, messages_of
 from pipeline.hashing import normalize_ws, pair_ids, prompt_ids
 from pipeline.schema import DECISION, conform, schema
@@ -46,7 +46,7 @@ class Candidates:
         self.log.append((name, pa.array(full_passed, pa.bool_()), pa.array(full_reason, pa.string())))
 
 
-def _merge_duplicates(table: pa.Table) -> pa.Table:
+def merge_duplicates(table: pa.Table) -> pa.Table:
     """The same pair (same pair_id) from several records or signals is one pair whose
     input_ids are the union (in first-seen order); the first occurrence's scores and evidence are kept."""
     first = table.append_column("_i", pa.array(np.arange(table.num_rows))).group_by(
@@ -57,7 +57,7 @@ def _merge_duplicates(table: pa.Table) -> pa.Table:
     ids = table["input_ids"].combine_chunks()
     flat = pa.table({"pair_id": table["pair_id"].combine_chunks().take(pc.list_parent_indices(ids)),
                      "id": pc.list_flatten(ids), "pos": np.arange(len(pc.list_flatten(ids)))})
-    con = duckdb.connect()
+    con = duck.connect()
     try:
         con.register("flat", flat)
         union = con.sql("SELECT pair_id, list(id ORDER BY pos) AS ids FROM "
@@ -82,7 +82,7 @@ def build_pairs(raw: pa.Table) -> Candidates:
                                "annotator", "weight", "input_ids", "signal_value", "evidence", "recipe",
                                "chosen_origin", "rejected_origin", "generator")},
     })
-    table = _merge_duplicates(table)
+    table = merge_duplicates(table)
     c_norm = normalize_ws(first_content(table["chosen"]))
     r_norm = normalize_ws(first_content(table["rejected"]))
     empty = pc.or_(pc.equal(pc.utf8_length(c_norm), 0), pc.equal(pc.utf8_length(r_norm), 0))

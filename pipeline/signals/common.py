@@ -2,11 +2,11 @@
 `raw_pairs` / `unpaired` tables every miner returns."""
 from __future__ import annotations
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline import duck
 from pipeline.columns import messages_of
 from pipeline.schema import conform, empty
 
@@ -41,7 +41,7 @@ def json_column(**columns) -> pa.Array:
     arrays = [c.combine_chunks() if isinstance(c, pa.ChunkedArray) else
               (c if isinstance(c, pa.Array) else pa.array(c)) for c in columns.values()]
     table = pa.table({"i": np.arange(n), "e": pa.StructArray.from_arrays(arrays, names=list(columns))})
-    con = duckdb.connect()
+    con = duck.connect()
     try:
         con.register("evidence", table)
         out = con.sql("SELECT to_json(e)::VARCHAR AS j FROM evidence ORDER BY i").to_arrow_table()

@@ -16,10 +16,10 @@ different text, so equal scores or identical texts never make a pair. Policies:
 Every candidate that ends in no pair gets the reason in the ledger."""
 from __future__ import annotations
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 
+from pipeline import duck
 from pipeline.config import RatingsSignalConfig
 from pipeline.hashing import normalize_ws
 from pipeline.schema import conform
@@ -95,8 +95,7 @@ def _picks_sql(policy: str) -> str:
 
 def mine_ratings(rated: pa.Table, cfg: RatingsSignalConfig, score_field: str = "fine-grained_score") -> SignalResult:
     """Pairs by `cfg.policy`, and why every other candidate made none."""
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
+    con = duck.connect()
     try:
         con.register("t", pa.table({"norm": normalize_ws(rated["response"])}))
         hashes = con.sql("SELECT md5_number(norm) AS h FROM t").to_arrow_table().column(0)

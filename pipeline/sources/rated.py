@@ -20,11 +20,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline import duck
 from pipeline.config import SourcesConfig
 from pipeline.schema import conform, empty as empty_table, from_rows
 
@@ -121,8 +121,7 @@ def rated_blocks(path, label: str, cfg: SourcesConfig, score_field: str = "fine-
     sql = BLOCK_SQL.format(records=RECORDS_SQL.replace("{score_field}", score_field),  # one of SCORE_FIELDS
                            candidates=CANDIDATES_SQL)
     read, tail = 0, []
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")
+    con = duck.connect()
     try:
         with path.open("rb") as raw:
             gz = raw.read(2) == GZIP_MAGIC
@@ -230,7 +229,7 @@ def _explain_record(raw: bytes, cfg: SourcesConfig) -> RecordError:
         if not value[key]:
             raise RecordError("missing_field", f"{key} is empty: no candidate to pair")
     except RecordError as exc:
-        return exc
+        return exc.with_traceback(None)  # its frames would hold the caller's block in a reference cycle
     return RecordError("wrong_type", "the record does not fit the rated-record shape")
 
 
@@ -253,7 +252,7 @@ def _explain_candidate(raw: bytes, fmt: str, k: int, score_field: str, cfg: Sour
         if item.get("model") is not None and not isinstance(item["model"], str):
             raise RecordError("wrong_type", f"{where}.model: expected a string, got {type_name(item['model'])}")
     except RecordError as exc:
-        return json.dumps(item, ensure_ascii=False).encode(), exc
+        return json.dumps(item, ensure_ascii=False).encode(), exc.with_traceback(None)
     return json.dumps(item, ensure_ascii=False).encode(), RecordError("wrong_type", f"{where} cannot be read")
 
 

@@ -1,0 +1,250 @@
+"""Streamed curation of rated files (UltraFeedback and the generic prompt + candidates form), in
+memory bounded by a block of lines rather than by the input. Used when every input is a rated file
+and no generation recipe or model annotator is configured (those need the whole run in memory).
+
+1. Per block of lines (`rated_blocks`): read -> `ratings` pairs -> ids and tie rule -> the per-pair
+   filters. The block's candidate pairs, with their decisions so far, spill to Parquet in the
+   version's staging folder; only their keys (ids, prompt, weight, margin) stay in memory.
+2. Over the keys of the whole run: the same pair found in two blocks is merged into its first
+   occurrence (as `build_pairs` merges within one table), then the run-wide filters (prompt
+   dedup, per-prompt cap) run exactly as in the in-memory path.
+3. Block by block again: the run-wide decisions join the spilled candidates, `finalize` appends
+   to pairs.parquet and lineage.parquet, and DuckDB joins the ledger from the Parquet parts.
+
+The version holds the same pairs, decisions and ledger as the in-memory path would make."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from pipeline.columns import first_content, value_counts
+from pipeline.config import CurateConfig
+from pipeline.curation import SOURCE_KINDS, disabled, manifest_facts, miner
+from pipeline.filters import PER_PAIR, RUN_WIDE, RUN_WIDE_COLUMNS, apply_filters
+from pipeline.filters.length_bias import length_bias_of
+from pipeline.ledger import ledger_batches
+from pipeline.mixing import mixing_report
+from pipeline.pairs import Candidates, build_pairs, finalize, merge_duplicates
+from pipeline.schema import conform, empty, schema
+from pipeline.signals.result import SignalResult
+from pipeline.sources import merge, rated
+from pipeline.sources.batch import RECORDS
+from pipeline.store.layout import sql_literal
+
+SPILL = "parts"
+LEDGER_MEMORY = "512MB"   # the staging folder's subfolder for the parts; removed before the commit
+
+
+def streamable(paths: list, cfg: CurateConfig) -> bool:
+    """True when the run can be streamed: only rated files, no recipe, no model annotator."""
+    return bool(paths) and not cfg.recipes and not cfg.annotate.annotators and all(rated.sniff(Path(p)) for p in paths)
+
+
+class StreamedRun:
+    """One streamed run writing into `staging` (a commit_version stage folder)."""
+
+    def __init__(self, staging: Path, cfg: CurateConfig, cache_dir: Path | None):
+        self.staging, self.cfg, self.cache_dir = staging, cfg, cache_dir
+        self.parts = staging / SPILL
+        self.parts.mkdir()
+        self.blocks = 0
+        self.keys: list[pa.Table] = []
+        self.inputs: list[dict] = []
+        self.source_stats: dict[str, Counter] = {}
+        self.counts = Counter()
+        self.decided: pa.Table | None = None
+        self.filter_stats: dict = {}
+
+    # -- 1. per block ------------------------------------------------------------------------------
+    def add_file(self, path: Path, label: str, progress: Callable[[str], None] = lambda _: None) -> None:
+        run = miner("rated", self.cfg)
+        for block in rated.rated_blocks(path, label, self.cfg.sources, self.cfg.sources.rated_score):
+            batch = merge([block])  # conformed tables and the block's source stats
+            self.inputs += batch.inputs
+            for key, value in batch.stats.items():
+                self.source_stats.setdefault(key, Counter()).update(value)
+            table = batch.tables["rated"]
+            self.counts.update(records=batch.records.num_rows, rows_rated=table.num_rows)
+            if not table.num_rows:
+                mined = SignalResult()
+            else:
+                mined = run(table) if run else disabled("rated", table, self.cfg)
+            cands = build_pairs(mined.pairs)
+            apply_filters(cands, self.cfg.filters, self.cache_dir, PER_PAIR)
+            self.counts.update(raw_pairs=mined.pairs.num_rows)
+            b = self.blocks
+            for name, table in (("records", batch.records), ("quarantine", batch.quarantine),
+                                ("unpaired", mined.unpaired), ("cands", _spill_table(cands))):
+                if table.num_rows:
+                    pq.write_table(table, self.parts / f"{name}-{b:06d}.parquet", compression="lz4")
+            self.keys.append(cands.table.select(["input_ids", *RUN_WIDE_COLUMNS]).append_column(
+                "block", pa.array(np.full(cands.table.num_rows, b, np.int32))).append_column(
+                "row", pa.array(np.arange(cands.table.num_rows, dtype=np.int64))).append_column(
+                "alive", pa.array(cands.kept)))
+            self.blocks += 1
+            progress(f"{label}: {self.counts['records']:,} records read, {self.counts['raw_pairs']:,} raw pairs")
+
+    # -- 2. over the run's keys ------------------------------------------------------------------
+    def select(self) -> dict:
+        """Merge pairs found in several blocks, then run the run-wide filters on the keys."""
+        keys = pa.concat_tables(self.keys) if self.keys else _keys_schema_table()
+        self.keys = []
+        merged = merge_duplicates(keys)
+        alive = np.flatnonzero(merged["alive"].to_numpy(zero_copy_only=False))
+        run_wide = Candidates(merged.select(RUN_WIDE_COLUMNS).take(pa.array(alive)))
+        self.filter_stats = apply_filters(run_wide, self.cfg.filters, self.cache_dir, RUN_WIDE)
+        columns = {"block": merged["block"], "row": merged["row"], "input_ids": merged["input_ids"]}
+        for name, passed, reason in run_wide.log:  # null where the filter did not see the pair
+            columns[f"passed:{name}"] = _spread(passed, alive, merged.num_rows, pa.bool_())
+            columns[f"reason:{name}"] = _spread(reason, alive, merged.num_rows, pa.string())
+        self.decided = pa.table(columns)
+        return self.filter_stats
+
+    # -- 3. write the version -------------------------------------------------------------------
+    def write(self, flow_run_id: str | None) -> dict:
+        """Write every table of the version into the staging folder; returns the manifest facts
+        (the store adds the ledger summary from ledger.parquet at commit)."""
+        funnel = Counter({"raw_pairs": self.counts["raw_pairs"], "unique_pairs": 0,
+                          **{f"after_{n}": 0 for n in ("tie_rule", *PER_PAIR, *RUN_WIDE)}})
+        sides: list[pa.Table] = []
+        block_of = self.decided["block"].to_numpy()
+        with _Writer(self.staging / "pairs.parquet", "pairs") as pairs_out, \
+                _Writer(self.staging / "lineage.parquet", "lineage") as lineage_out:
+            for b in range(self.blocks):
+                mine = self.decided.filter(pa.array(block_of == b))
+                cands = self._final_candidates(b, mine)
+                pairs, lineage = finalize(cands)
+                pairs_out.write(pairs)
+                lineage_out.write(lineage)
+                funnel["unique_pairs"] += cands.table.num_rows
+                for name, passed, _ in cands.log:
+                    funnel[f"after_{name}"] += int(pc.sum(pc.fill_null(passed, False)).as_py() or 0)
+                sides.append(pa.table({"chosen": pc.utf8_length(first_content(pairs["chosen"])),
+                                       "rejected": pc.utf8_length(first_content(pairs["rejected"])),
+                                       "margin": pairs["margin"], "signal": pairs["signal"]}))
+        self.decided = None
+        self._concat_parts("quarantine", self.staging / "quarantine.parquet")
+        pq.write_table(empty("signals"), self.staging / "signals.parquet", compression="zstd")
+        self._write_ledger()
+        stats = self._reports(pa.concat_tables(sides) if sides else None)
+        _remove_parts(self.parts)
+        counts = {"records": self.counts["records"],
+                  **{f"rows_{k}": 0 for k in SOURCE_KINDS}, "rows_rated": self.counts["rows_rated"],
+                  "signal_turns": 0, **dict(funnel)}
+        source_stats = {k: dict(v) for k, v in self.source_stats.items()}
+        return manifest_facts(self.cfg, flow_run_id, self.inputs, counts, {**stats, "sources": source_stats})
+
+    def _final_candidates(self, b: int, mine: pa.Table) -> Candidates:
+        """Block b's spilled candidates without the pairs merged into an earlier block, with the
+        merged input ids and the run-wide decisions appended to their log."""
+        path = self.parts / f"cands-{b:06d}.parquet"
+        spilled = pq.read_table(path) if path.exists() else _spill_table(build_pairs(empty("raw_pairs")))
+        rows = mine["row"]
+        table, log = _unspill(spilled.take(rows))
+        table = table.set_column(table.schema.get_field_index("input_ids"), "input_ids", mine["input_ids"])
+        log += [(name, mine[f"passed:{name}"], mine[f"reason:{name}"]) for name in RUN_WIDE
+                if f"passed:{name}" in mine.column_names]
+        return Candidates(table, [(n, _array(p), _array(r)) for n, p, r in log])
+
+    def _concat_parts(self, name: str, out: Path) -> None:
+        with _Writer(out, name) as writer:
+            for part in sorted(self.parts.glob(f"{name}-*.parquet")):
+                writer.write(pq.read_table(part))
+
+    def _write_ledger(self) -> None:
+        def source(name: str, fallback):
+            files = sorted(self.parts.glob(f"{name}-*.parquet"))
+            return files if files else fallback
+
+        con = duckdb.connect()
+        try:
+            con.execute("SET enable_progress_bar = false")
+            con.execute(f"SET temp_directory = {sql_literal(str(self.parts / 'duckdb'))}")
+            con.execute(f"SET memory_limit = '{LEDGER_MEMORY}'")  # the join spills beyond this
+            reader = ledger_batches(con, records=source("records", RECORDS.empty_table()),
+                                    quarantine=[self.staging / "quarantine.parquet"],
+                                    lineage=[self.staging / "lineage.parquet"],
+                                    unpaired=source("unpaired", empty("unpaired")))
+            with _Writer(self.staging / "ledger.parquet", "ledger") as writer:
+                for batch in reader:
+                    writer.write(pa.Table.from_batches([batch]))
+        finally:
+            con.close()
+
+    def _reports(self, sides: pa.Table | None) -> dict:
+        """The same reports as the in-memory path, from the kept pairs' lengths and lineage."""
+        lineage = pq.read_table(self.staging / "lineage.parquet", filters=pc.field("kept"),
+                                columns=["recipe", "signal", "chosen_origin", "rejected_origin", "generator"])
+        pairs_file = ds.dataset(self.staging / "pairs.parquet")
+        if sides is None:
+            sides = pa.table({"chosen": pa.array([], pa.int64()), "rejected": pa.array([], pa.int64()),
+                              "margin": pa.array([], pa.float64()), "signal": pa.array([], pa.string())})
+        chars = {s: sides[s].to_numpy(zero_copy_only=False).astype(float) for s in ("chosen", "rejected")}
+        return {"length_bias": length_bias_of(chars["chosen"], chars["rejected"], sides["margin"], sides["signal"]),
+                **self.filter_stats, "pairs_by_signal": value_counts(sides["signal"]),
+                "mixing": mixing_report(lineage, self.cfg.mixing, self.cache_dir,
+                                        lambda rows: pairs_file.take(pa.array(rows), columns=["chosen", "rejected"]))}
+
+
+class _Writer:
+    """Appends tables to one Parquet file with its contract's schema (written empty if none)."""
+
+    def __init__(self, path: Path, name: str):
+        self.name = name
+        self.writer = pq.ParquetWriter(path, schema(name), compression="zstd")
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self.writer.write_table(conform(self.name, table))
+
+    def __enter__(self) -> "_Writer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.writer.close()
+
+
+def _spill_table(cands: Candidates) -> pa.Table:
+    """The candidates with their decision log as `passed:NAME` / `reason:NAME` columns."""
+    table = cands.table
+    for name, passed, reason in cands.log:
+        table = table.append_column(f"passed:{name}", passed).append_column(f"reason:{name}", reason)
+    return table
+
+
+def _unspill(table: pa.Table) -> tuple[pa.Table, list]:
+    names = [c.split(":", 1)[1] for c in table.column_names if c.startswith("passed:")]
+    log = [(n, table[f"passed:{n}"], table[f"reason:{n}"]) for n in names]
+    return table.drop_columns([f"{k}:{n}" for n in names for k in ("passed", "reason")]), log
+
+
+def _array(column) -> pa.Array:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def _spread(values: pa.Array, at: np.ndarray, n: int, type_: pa.DataType) -> pa.Array:
+    """values placed at positions `at` of an n-long column, null elsewhere."""
+    out = np.full(n, None, dtype=object)
+    out[at] = _array(values).to_numpy(zero_copy_only=False)
+    return pa.array(out, type_)
+
+
+def _keys_schema_table() -> pa.Table:
+    cands = Candidates(build_pairs(empty("raw_pairs")).table)
+    return cands.table.select(["input_ids", *RUN_WIDE_COLUMNS]).append_column(
+        "block", pa.array([], pa.int32())).append_column("row", pa.array([], pa.int64())).append_column(
+        "alive", pa.array([], pa.bool_()))
+
+
+def _remove_parts(parts: Path) -> None:
+    import shutil
+
+    shutil.rmtree(parts, ignore_errors=True)
