@@ -1,7 +1,10 @@
 """The `curate` Prefect flow: read inputs (a task per file) -> mine signals (a task per table,
 sliced into batches where rows are independent) -> generation recipes (a task each, sharing one
 engine per model with the annotators) -> pairs, filters and annotators -> ledger -> commit a
-version -> its dashboard and Prefect artifacts. Thin by rule: the work lives in pipeline/ stages."""
+version -> its dashboard and Prefect artifacts. When every input is a rated file (and no recipe or
+model annotator is set) the run is streamed instead: a task per file reads, pairs and filters it
+block by block into the version's staging folder, then run-wide filters, write, commit, publish.
+Thin by rule: the work lives in pipeline/ stages."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,7 +19,9 @@ from pipeline.curation import (SLICEABLE, SOURCE_KINDS, combine, disabled, miner
                                version_tables_and_manifest)
 from pipeline.recipes import RecipeContext, run_recipe
 from pipeline.sources import SourceBatch, merge, read_file, unique_labels
+from pipeline.streamed import StreamedRun, streamable
 from pipeline.store import commit_version
+from pipeline.store.commit import commit_staged, discard, stage
 from pipeline.store.manifest import LEDGER_KEYS
 
 
@@ -61,12 +66,57 @@ def publish(workspace: Path, manifest: dict, build: bool):
     return publish_version(workspace, manifest, build)
 
 
+@task(name="stream-rated-file", cache_policy=NO_CACHE, task_run_name="stream-{label}")
+def stream_file(run, path: str, label: str) -> None:
+    log = get_run_logger()
+    run.add_file(Path(path), label, log.info)
+
+
+@task(name="run-wide-filters", cache_policy=NO_CACHE)
+def run_wide(run) -> dict:
+    return run.select()
+
+
+@task(name="write-version", cache_policy=NO_CACHE)
+def write_streamed(run) -> dict:
+    return run.write(str(flow_run.id) if flow_run.id else None)
+
+
+@task(name="commit-version", cache_policy=NO_CACHE, task_run_name="commit-staged-version")
+def commit_staged_task(workspace: Path, dataset: str, staging: Path, manifest: dict) -> dict:
+    return commit_staged(workspace, dataset, staging, manifest)
+
+
+def curate_streamed(inputs: list[str], dataset: str, ws: Path, cfg: CurateConfig) -> dict:
+    """Rated files only: streamed block by block in bounded memory (pipeline/streamed.py)."""
+    log = get_run_logger()
+    staging = stage(ws, dataset)
+    try:
+        run = StreamedRun(staging, cfg, ws / "cache")
+        for path, label in zip(inputs, unique_labels([Path(p) for p in inputs])):
+            stream_file(run, path, label)
+        if run.counts["rows_rated"] == 0:
+            raise NoUsableInput(f"no input record could be read from {len(inputs)} file(s); "
+                                f"{run.counts['records']} quarantined")
+        run_wide(run)
+        manifest = write_streamed(run)
+    except BaseException:
+        discard(staging)
+        raise
+    committed = commit_staged_task(ws, dataset, staging, manifest)
+    log.info("ledger: %s", {k: committed["ledger"][k] for k in LEDGER_KEYS})
+    publish(ws, committed, cfg.dashboard.enabled)
+    return committed
+
+
 @flow(name="curate")
 def curate(inputs: list[str], dataset: str, workspace: str, config: dict | None = None) -> dict:
     """Curate `inputs` into a new version of `dataset` under `workspace`; returns its manifest."""
     log = get_run_logger()
     cfg = CurateConfig.model_validate(config or {})
     ws = Path(workspace)
+    if streamable(inputs, cfg):
+        return curate_streamed(inputs, dataset, ws, cfg)
     futures = [read_source.submit(p, label, cfg) for p, label in zip(inputs, unique_labels([Path(p) for p in inputs]))]
     batch = merge([f.result() for f in futures])
     valid = sum(batch.tables[k].num_rows for k in SOURCE_KINDS)

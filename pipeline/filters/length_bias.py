@@ -22,10 +22,18 @@ def _report(chosen: np.ndarray, rejected: np.ndarray, margin: np.ndarray) -> dic
            "mean_chars_rejected": float(rejected.mean()) if len(diff) else None,
            "spearman_margin_vs_length_diff": None}
     if len(diff) > 2 and np.ptp(diff) > 0 and np.ptp(margin) > 0:
-        from scipy.stats import spearmanr  # imported when used: scipy.stats takes 0.6 s to import
-
-        out["spearman_margin_vs_length_diff"] = float(spearmanr(margin, diff).statistic)
+        out["spearman_margin_vs_length_diff"] = spearman(margin, diff)
     return out
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rho: Pearson's r of the average ranks (ties share their mean rank), ranked by
+    Arrow (scipy.stats would cost 0.6 s to import)."""
+    def ranks(v: np.ndarray) -> np.ndarray:
+        lo, hi = (pc.rank(pa.array(v), tiebreaker=t).to_numpy().astype(float) for t in ("min", "max"))
+        return (lo + hi) / 2
+
+    return float(np.corrcoef(ranks(x), ranks(y))[0, 1])
 
 
 def length_bias(pairs: pa.Table) -> dict:

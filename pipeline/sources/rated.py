@@ -17,6 +17,7 @@ import json
 import math
 import zlib
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
@@ -120,21 +121,25 @@ def rated_blocks(path, label: str, cfg: SourcesConfig, score_field: str = "fine-
               "max_bytes": cfg.max_record_bytes}
     sql = BLOCK_SQL.format(records=RECORDS_SQL.replace("{score_field}", score_field),  # one of SCORE_FIELDS
                            candidates=CANDIDATES_SQL)
+    def parse(first: int, lines: pa.Array) -> SourceBatch:
+        block = pa.table({"line": np.arange(first, first + len(lines), dtype=np.int64), "raw": lines})
+        con = duck.connect()
+        try:
+            con.register("lines", pa.Table.from_batches(block.to_batches(max_chunksize=BATCH_LINES)))
+            rows = con.sql(sql, params=params).to_arrow_table()
+        finally:
+            con.close()
+        return _block(rows, lambda wanted: {int(n): lines[n - first].as_py() for n in wanted},
+                      label, source, cfg, score_field)
+
     read, tail = 0, []
-    con = duck.connect()
     try:
         with path.open("rb") as raw:
             gz = raw.read(2) == GZIP_MAGIC
             raw.seek(0)
             hashing = _Hashing(raw)
             stream = gzip.GzipFile(fileobj=hashing) if gz else io.BufferedReader(hashing)
-            for first, lines in line_blocks(stream):
-                block = pa.table({"line": np.arange(first, first + len(lines), dtype=np.int64), "raw": lines})
-                con.register("lines", pa.Table.from_batches(block.to_batches(max_chunksize=BATCH_LINES)))
-                rows = con.sql(sql, params=params).to_arrow_table()
-                con.unregister("lines")
-                batch = _block(rows, lambda wanted: {int(n): lines[n - first].as_py() for n in wanted},
-                               label, source, cfg, score_field)
+            for batch in _ahead(line_blocks(stream), parse):
                 read += batch.records.num_rows
                 yield batch
         sha256, size = hashing.digest.hexdigest(), hashing.size
@@ -143,14 +148,35 @@ def rated_blocks(path, label: str, cfg: SourcesConfig, score_field: str = "fine-
         tail.append(quarantine_row(f"{label}:0", source, 0, "unreadable_file",
                                    f"{source}: {readers.describe(exc)}{suffix}", None))
         sha256, size = _fingerprint_or_none(path)
-    finally:
-        con.close()
     records = pa.table({"record_id": [r["record_id"] for r in tail], "source_file": [source] * len(tail),
                         "line": [0] * len(tail)}, schema=RECORDS)
     yield SourceBatch(tables={name: empty_table(name) for name in TABLES}, quarantine=from_rows("quarantine", tail),
                       records=records, stats={},
                       inputs=[{"path": source, "label": label, "sha256": sha256, "bytes": size,
                                "records": read + len(tail)}])
+
+
+def _ahead(blocks: Iterator[tuple], parse) -> Iterator:
+    """parse(*block) for every block, in order, the next one parsed in a thread while the caller
+    works on the current one (DuckDB and Arrow release the GIL). A block read before the stream
+    failed is still handed over before the error."""
+    with ThreadPoolExecutor(1, thread_name_prefix="rated-parse") as pool:
+        pending = None
+        while True:
+            try:
+                block = next(blocks, None)
+            except BaseException:
+                if pending is not None:
+                    yield pending.result()
+                raise
+            if block is None:
+                break
+            future = pool.submit(parse, *block)
+            if pending is not None:
+                yield pending.result()
+            pending = future
+        if pending is not None:
+            yield pending.result()
 
 
 def _fingerprint_or_none(path: Path) -> tuple[str | None, int | None]:
