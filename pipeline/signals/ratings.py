@@ -62,7 +62,7 @@ FROM picks p JOIN g USING (prompt_key)
 JOIN c AS h ON h.prompt_key = p.prompt_key AND h.candidate = p.chosen
 JOIN c AS l ON l.prompt_key = p.prompt_key AND l.candidate = p.rejected,
 LATERAL (SELECT CASE h.format WHEN 'ultrafeedback' THEN $score_field ELSE 'score' END AS field) f
-ORDER BY h.record_id, l.record_id
+ORDER BY h.row, l.row  -- file order: a pair found twice lists its first record first
 """
 
 UNPAIRED = """
@@ -78,7 +78,7 @@ SELECT c.record_id,
            ELSE 'not picked by ' || $policy || ' (score ' || c.score || ', best ' || g.hi || ')' END AS reason
 FROM c JOIN g USING (prompt_key) JOIN b USING (prompt_key)
 WHERE c.row NOT IN (SELECT chosen_row FROM pairs UNION ALL SELECT rejected_row FROM pairs)
-ORDER BY c.record_id
+ORDER BY c.row
 """
 
 
