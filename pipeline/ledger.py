@@ -2,15 +2,11 @@
 but no surviving pair: the filter or signal that stopped it, with the reason) or quarantined."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import duck
 from pipeline.schema import conform
-from pipeline.store.layout import sql_literal
 from pipeline.store.manifest import ledger_from_table
 
 LEDGER_SQL = """
@@ -39,27 +35,22 @@ LEDGER_SQL = """
 
 def build_ledger(records: pa.Table, quarantine: pa.Table, lineage: pa.Table,
                  unpaired: pa.Table) -> tuple[pa.Table, dict]:
+    """The ledger table and its summary for the manifest."""
+    ledger = ledger_table(records, quarantine, lineage, unpaired)
+    return ledger, ledger_from_table(ledger, int(pc.sum(lineage["kept"]).as_py() or 0))
+
+
+def ledger_table(records: pa.Table, quarantine: pa.Table, lineage: pa.Table, unpaired: pa.Table) -> pa.Table:
     """`records` lists the input records read; a quarantine row for a record missing there
     (e.g. a whole unreadable file) still counts as an input."""
     con = duck.connect()
     try:
-        reader = ledger_batches(con, records=records, quarantine=quarantine, lineage=lineage, unpaired=unpaired)
-        ledger = conform("ledger", reader.read_all())
+        for name, table in (("records", records), ("quarantine", quarantine), ("lineage", lineage),
+                            ("unpaired", unpaired)):
+            con.register(name, table)
+        twice = con.execute("SELECT count(*) - count(DISTINCT record_id) FROM records").fetchall()[0][0]
+        if twice:
+            raise ValueError("ledger: input record ids are not unique; two records would be counted as one")
+        return conform("ledger", con.sql(LEDGER_SQL).to_arrow_table())
     finally:
         con.close()
-    return ledger, ledger_from_table(ledger, int(pc.sum(lineage["kept"]).as_py() or 0))
-
-
-def ledger_batches(con: duckdb.DuckDBPyConnection, **sources) -> pa.RecordBatchReader:
-    """The ledger rows, streamed. Each source (records, quarantine, lineage, unpaired) is an Arrow
-    table or a list of Parquet files; DuckDB joins them within its memory limit."""
-    for name, source in sources.items():
-        if isinstance(source, pa.Table):
-            con.register(name, source)
-        else:
-            files = ", ".join(sql_literal(str(Path(f))) for f in source)
-            con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet([{files}])")
-    twice = con.execute("SELECT count(*) - count(DISTINCT record_id) FROM records").fetchall()[0][0]
-    if twice:
-        raise ValueError("ledger: input record ids are not unique; two records would be counted as one")
-    return con.sql(LEDGER_SQL).to_arrow_reader(batch_size=1 << 16)

@@ -8,8 +8,9 @@ and no generation recipe or model annotator is configured (those need the whole 
 2. Over the keys of the whole run: the same pair found in two blocks is merged into its first
    occurrence (as `build_pairs` merges within one table), then the run-wide filters (prompt
    dedup, per-prompt cap) run exactly as in the in-memory path.
-3. Block by block again: the run-wide decisions join the spilled candidates, `finalize` appends
-   to pairs.parquet and lineage.parquet, and DuckDB joins the ledger from the Parquet parts.
+3. Block by block again: the run-wide decisions join the spilled candidates; `finalize` appends
+   to pairs.parquet and lineage.parquet, and the block's ledger rows are joined from its own
+   parts (plus the lineage of pairs merged across blocks) and appended to ledger.parquet.
 
 The version holds the same pairs, decisions and ledger as the in-memory path would make."""
 from __future__ import annotations
@@ -18,7 +19,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,14 +30,13 @@ from pipeline.config import CurateConfig
 from pipeline.curation import SOURCE_KINDS, disabled, manifest_facts, miner
 from pipeline.filters import PER_PAIR, RUN_WIDE, RUN_WIDE_COLUMNS, apply_filters
 from pipeline.filters.length_bias import length_bias_of
-from pipeline.ledger import ledger_batches
+from pipeline.ledger import ledger_table
 from pipeline.mixing import mixing_report
 from pipeline.pairs import Candidates, build_pairs, finalize, merge_duplicates
 from pipeline.schema import conform, empty, schema
 from pipeline.signals.result import SignalResult
 from pipeline.sources import merge, rated
 from pipeline.sources.batch import RECORDS
-from pipeline.store.layout import sql_literal
 
 SPILL = "parts"
 LEDGER_MEMORY = "512MB"   # the staging folder's subfolder for the parts; removed before the commit
@@ -97,11 +96,14 @@ class StreamedRun:
         """Merge pairs found in several blocks, then run the run-wide filters on the keys."""
         keys = pa.concat_tables(self.keys) if self.keys else _keys_schema_table()
         self.keys = []
+        counts = keys.group_by("pair_id", use_threads=False).aggregate([("pair_id", "count")])
+        repeated = counts.filter(pc.greater(counts["pair_id_count"], 1))["pair_id"]  # in several blocks
         merged = merge_duplicates(keys)
         alive = np.flatnonzero(merged["alive"].to_numpy(zero_copy_only=False))
         run_wide = Candidates(merged.select(RUN_WIDE_COLUMNS).take(pa.array(alive)))
         self.filter_stats = apply_filters(run_wide, self.cfg.filters, self.cache_dir, RUN_WIDE)
-        columns = {"block": merged["block"], "row": merged["row"], "input_ids": merged["input_ids"]}
+        columns = {"block": merged["block"], "row": merged["row"], "input_ids": merged["input_ids"],
+                   "spans": pc.is_in(merged["pair_id"], value_set=repeated.combine_chunks())}
         for name, passed, reason in run_wide.log:  # null where the filter did not see the pair
             columns[f"passed:{name}"] = _spread(passed, alive, merged.num_rows, pa.bool_())
             columns[f"reason:{name}"] = _spread(reason, alive, merged.num_rows, pa.string())
@@ -115,15 +117,25 @@ class StreamedRun:
         funnel = Counter({"raw_pairs": self.counts["raw_pairs"], "unique_pairs": 0,
                           **{f"after_{n}": 0 for n in ("tie_rule", *PER_PAIR, *RUN_WIDE)}})
         sides: list[pa.Table] = []
+        spanning = [empty("lineage")]  # lineage of pairs merged across blocks: their records' ledger needs it
         block_of = self.decided["block"].to_numpy()
         with _Writer(self.staging / "pairs.parquet", "pairs") as pairs_out, \
-                _Writer(self.staging / "lineage.parquet", "lineage") as lineage_out:
+                _Writer(self.staging / "lineage.parquet", "lineage") as lineage_out, \
+                _Writer(self.staging / "quarantine.parquet", "quarantine") as quarantine_out, \
+                _Writer(self.staging / "ledger.parquet", "ledger") as ledger_out:
             for b in range(self.blocks):
                 mine = self.decided.filter(pa.array(block_of == b))
                 cands = self._final_candidates(b, mine)
                 pairs, lineage = finalize(cands)
                 pairs_out.write(pairs)
                 lineage_out.write(lineage)
+                spans = _array(mine["spans"])
+                spanning.append(lineage.filter(spans))
+                quarantine = self._part("quarantine", b, empty("quarantine"))
+                quarantine_out.write(quarantine)
+                ledger_out.write(ledger_table(self._part("records", b, RECORDS.empty_table()), quarantine,
+                                              pa.concat_tables([lineage.filter(pc.invert(spans)), *spanning]),
+                                              self._part("unpaired", b, empty("unpaired"))))
                 funnel["unique_pairs"] += cands.table.num_rows
                 for name, passed, _ in cands.log:
                     funnel[f"after_{name}"] += int(pc.sum(pc.fill_null(passed, False)).as_py() or 0)
@@ -131,9 +143,7 @@ class StreamedRun:
                                        "rejected": pc.utf8_length(first_content(pairs["rejected"])),
                                        "margin": pairs["margin"], "signal": pairs["signal"]}))
         self.decided = None
-        self._concat_parts("quarantine", self.staging / "quarantine.parquet")
         pq.write_table(empty("signals"), self.staging / "signals.parquet", compression="zstd")
-        self._write_ledger()
         stats = self._reports(pa.concat_tables(sides) if sides else None)
         _remove_parts(self.parts)
         counts = {"records": self.counts["records"],
@@ -145,8 +155,7 @@ class StreamedRun:
     def _final_candidates(self, b: int, mine: pa.Table) -> Candidates:
         """Block b's spilled candidates without the pairs merged into an earlier block, with the
         merged input ids and the run-wide decisions appended to their log."""
-        path = self.parts / f"cands-{b:06d}.parquet"
-        spilled = pq.read_table(path) if path.exists() else _spill_table(build_pairs(empty("raw_pairs")))
+        spilled = self._part("cands", b, _spill_table(build_pairs(empty("raw_pairs"))))
         rows = mine["row"]
         table, log = _unspill(spilled.take(rows))
         table = table.set_column(table.schema.get_field_index("input_ids"), "input_ids", mine["input_ids"])
@@ -154,30 +163,10 @@ class StreamedRun:
                 if f"passed:{name}" in mine.column_names]
         return Candidates(table, [(n, _array(p), _array(r)) for n, p, r in log])
 
-    def _concat_parts(self, name: str, out: Path) -> None:
-        with _Writer(out, name) as writer:
-            for part in sorted(self.parts.glob(f"{name}-*.parquet")):
-                writer.write(pq.read_table(part))
-
-    def _write_ledger(self) -> None:
-        def source(name: str, fallback):
-            files = sorted(self.parts.glob(f"{name}-*.parquet"))
-            return files if files else fallback
-
-        con = duckdb.connect()
-        try:
-            con.execute("SET enable_progress_bar = false")
-            con.execute(f"SET temp_directory = {sql_literal(str(self.parts / 'duckdb'))}")
-            con.execute(f"SET memory_limit = '{LEDGER_MEMORY}'")  # the join spills beyond this
-            reader = ledger_batches(con, records=source("records", RECORDS.empty_table()),
-                                    quarantine=[self.staging / "quarantine.parquet"],
-                                    lineage=[self.staging / "lineage.parquet"],
-                                    unpaired=source("unpaired", empty("unpaired")))
-            with _Writer(self.staging / "ledger.parquet", "ledger") as writer:
-                for batch in reader:
-                    writer.write(pa.Table.from_batches([batch]))
-        finally:
-            con.close()
+    def _part(self, name: str, block: int, none: pa.Table) -> pa.Table:
+        """A block's spilled part (`none` when the block had no such rows)."""
+        path = self.parts / f"{name}-{block:06d}.parquet"
+        return pq.read_table(path) if path.exists() else none
 
     def _reports(self, sides: pa.Table | None) -> dict:
         """The same reports as the in-memory path, from the kept pairs' lengths and lineage."""

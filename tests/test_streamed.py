@@ -102,17 +102,17 @@ def test_only_rated_inputs_without_models_are_streamed(inputs):
 
 
 def test_a_streamed_run_that_fails_leaves_no_version_and_no_staging(inputs, tmp_path, monkeypatch):
-    """A real Prefect flow run whose ledger step fails (injected): the flow fails, and the
-    dataset has neither a version nor the staging folder with its spilled parts."""
+    """A real Prefect flow run that fails after writing the version's tables (injected): the flow
+    fails, and the dataset has neither a version nor the staging folder with its spilled parts."""
     from flows.curate import curate
 
     paths, _ = inputs
 
-    def broken(self):
-        assert list(self.parts.glob("cands-*.parquet"))  # parts were spilled before the failure
+    def broken(self, sides):
+        assert list(self.parts.glob("cands-*.parquet")) and (self.staging / "ledger.parquet").exists()
         raise OSError("disk full (injected)")
 
-    monkeypatch.setattr(StreamedRun, "_write_ledger", broken)
+    monkeypatch.setattr(StreamedRun, "_reports", broken)
     with pytest.raises(OSError, match="injected"):
         curate([str(p) for p in paths], "broken", str(tmp_path), {})
     dataset = tmp_path / "datasets" / "broken"
