@@ -6,9 +6,9 @@ selection, in the same run.
     .venv/bin/python benchmarks/rated.py                 # N = 100k and 1M
     .venv/bin/python benchmarks/rated.py --n 100000
 
-Printed per N: the CLI's wall time and prompts/s (a real Prefect flow run, its temporary server
-included), the same stages in-process without Prefect, the CLI's peak RSS, and the naive loop's
-time with the ratio. The config (benchmarks/rated.yaml) turns off the two model-based analyses
+Printed per N: the CLI's wall time and prompts/s (a real Prefect flow run, with Prefect's temporary
+server and against a running server), the same streamed stages in-process without Prefect, the
+CLI's peak RSS, and the naive loop's time with the ratio. The config (benchmarks/rated.yaml) turns off the two model-based analyses
 whose cost does not depend on the pair stage: semantic prompt dedup (sentence embeddings) and
 the mixing report's separability probe."""
 from __future__ import annotations
@@ -97,23 +97,22 @@ def cli(path: Path, workspace: Path, api_url: str | None = None) -> tuple[float,
 
 
 def stages(path: Path, workspace: Path) -> tuple[float, dict]:
-    """The flow's stages called in-process (no Prefect): read, mine, pairs + filters, ledger, commit."""
+    """The streamed stages the flow runs on rated files, called in-process (no Prefect)."""
     from pipeline.config import CurateConfig
-    from pipeline.curation import miner, select_pairs, version_tables_and_manifest
-    from pipeline.sources import read_file
-    from pipeline.store import commit_version
+    from pipeline.store.commit import commit_staged, stage
+    from pipeline.streamed import StreamedRun
 
     cfg = CurateConfig.model_validate(yaml.safe_load(CONFIG.read_text()))
     times, start = {}, time.perf_counter()
-    batch = read_file(path, cfg.sources, path.name)
-    times["read"] = time.perf_counter() - start
-    mined = miner("rated", cfg)(batch.tables["rated"])
-    times["mine"] = time.perf_counter() - start - sum(times.values())
-    pairs, lineage, stats = select_pairs(mined.pairs, cfg, workspace / "cache")
-    times["pairs+filters"] = time.perf_counter() - start - sum(times.values())
-    tables, manifest = version_tables_and_manifest(batch, mined, pairs, lineage, stats, cfg, None)
-    times["ledger"] = time.perf_counter() - start - sum(times.values())
-    commit_version(workspace, "rated-stages", tables, manifest)
+    staging = stage(workspace, "rated-stages")
+    run = StreamedRun(staging, cfg, workspace / "cache")
+    run.add_file(path, path.name)
+    times["read+pair"] = time.perf_counter() - start
+    run.select()
+    times["run-wide filters"] = time.perf_counter() - start - sum(times.values())
+    manifest = run.write(None)
+    times["write"] = time.perf_counter() - start - sum(times.values())
+    commit_staged(workspace, "rated-stages", staging, manifest)
     times["commit"] = time.perf_counter() - start - sum(times.values())
     return time.perf_counter() - start, times
 

@@ -15,7 +15,8 @@ and no generation recipe or model annotator is configured (those need the whole 
 The version holds the same pairs, decisions and ledger as the in-memory path would make."""
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -99,14 +100,18 @@ class StreamedRun:
         counts = keys.group_by("pair_id", use_threads=False).aggregate([("pair_id", "count")])
         repeated = counts.filter(pc.greater(counts["pair_id_count"], 1))["pair_id"]  # in several blocks
         merged = merge_duplicates(keys)
+        del keys  # one copy of the keys at a time (they hold the prompts)
         alive = np.flatnonzero(merged["alive"].to_numpy(zero_copy_only=False))
-        run_wide = Candidates(merged.select(RUN_WIDE_COLUMNS).take(pa.array(alive)))
-        self.filter_stats = apply_filters(run_wide, self.cfg.filters, self.cache_dir, RUN_WIDE)
+        run_wide = merged.select(RUN_WIDE_COLUMNS)
+        run_wide = Candidates(run_wide if len(alive) == merged.num_rows else run_wide.take(pa.array(alive)))
         columns = {"block": merged["block"], "row": merged["row"], "input_ids": merged["input_ids"],
                    "spans": pc.is_in(merged["pair_id"], value_set=repeated.combine_chunks())}
+        n = merged.num_rows
+        del merged
+        self.filter_stats = apply_filters(run_wide, self.cfg.filters, self.cache_dir, RUN_WIDE)
         for name, passed, reason in run_wide.log:  # null where the filter did not see the pair
-            columns[f"passed:{name}"] = _spread(passed, alive, merged.num_rows, pa.bool_())
-            columns[f"reason:{name}"] = _spread(reason, alive, merged.num_rows, pa.string())
+            columns[f"passed:{name}"] = _spread(passed, alive, n, pa.bool_())
+            columns[f"reason:{name}"] = _spread(reason, alive, n, pa.string()).dictionary_encode()  # few distinct
         self.decided = pa.table(columns)
         return self.filter_stats
 
@@ -122,26 +127,37 @@ class StreamedRun:
         with _Writer(self.staging / "pairs.parquet", "pairs") as pairs_out, \
                 _Writer(self.staging / "lineage.parquet", "lineage") as lineage_out, \
                 _Writer(self.staging / "quarantine.parquet", "quarantine") as quarantine_out, \
-                _Writer(self.staging / "ledger.parquet", "ledger") as ledger_out:
+                _Writer(self.staging / "ledger.parquet", "ledger") as ledger_out, \
+                ThreadPoolExecutor(1, thread_name_prefix="write-version") as background:
+
+            def append(pairs, lineage, quarantine, ledger_inputs) -> None:
+                pairs_out.write(pairs)
+                lineage_out.write(lineage)
+                quarantine_out.write(quarantine)
+                ledger_out.write(ledger_table(*ledger_inputs))
+
+            pending: deque = deque()  # a block is compressed and its ledger joined while the next is built
             for b in range(self.blocks):
                 mine = self.decided.filter(pa.array(block_of == b))
                 cands = self._final_candidates(b, mine)
                 pairs, lineage = finalize(cands)
-                pairs_out.write(pairs)
-                lineage_out.write(lineage)
                 spans = _array(mine["spans"])
                 spanning.append(lineage.filter(spans))
-                quarantine = self._part("quarantine", b, empty("quarantine"))
-                quarantine_out.write(quarantine)
-                ledger_out.write(ledger_table(self._part("records", b, RECORDS.empty_table()), quarantine,
-                                              pa.concat_tables([lineage.filter(pc.invert(spans)), *spanning]),
-                                              self._part("unpaired", b, empty("unpaired"))))
+                quarantine = self._part("quarantine", b, lambda: empty("quarantine"))
+                ledger_inputs = (self._part("records", b, RECORDS.empty_table), quarantine,
+                                 pa.concat_tables([lineage.filter(pc.invert(spans)), *spanning]),
+                                 self._part("unpaired", b, lambda: empty("unpaired")))
+                pending.append(background.submit(append, pairs, lineage, quarantine, ledger_inputs))
+                while len(pending) > 1:
+                    pending.popleft().result()
                 funnel["unique_pairs"] += cands.table.num_rows
                 for name, passed, _ in cands.log:
                     funnel[f"after_{name}"] += int(pc.sum(pc.fill_null(passed, False)).as_py() or 0)
                 sides.append(pa.table({"chosen": pc.utf8_length(first_content(pairs["chosen"])),
                                        "rejected": pc.utf8_length(first_content(pairs["rejected"])),
                                        "margin": pairs["margin"], "signal": pairs["signal"]}))
+            while pending:
+                pending.popleft().result()
         self.decided = None
         pq.write_table(empty("signals"), self.staging / "signals.parquet", compression="zstd")
         stats = self._reports(pa.concat_tables(sides) if sides else None)
@@ -155,18 +171,18 @@ class StreamedRun:
     def _final_candidates(self, b: int, mine: pa.Table) -> Candidates:
         """Block b's spilled candidates without the pairs merged into an earlier block, with the
         merged input ids and the run-wide decisions appended to their log."""
-        spilled = self._part("cands", b, _spill_table(build_pairs(empty("raw_pairs"))))
+        spilled = self._part("cands", b, lambda: _spill_table(build_pairs(empty("raw_pairs"))))
         rows = mine["row"]
         table, log = _unspill(spilled.take(rows))
         table = table.set_column(table.schema.get_field_index("input_ids"), "input_ids", mine["input_ids"])
         log += [(name, mine[f"passed:{name}"], mine[f"reason:{name}"]) for name in RUN_WIDE
                 if f"passed:{name}" in mine.column_names]
-        return Candidates(table, [(n, _array(p), _array(r)) for n, p, r in log])
+        return Candidates(table, [(n, _array(p), _array(r).cast(pa.string())) for n, p, r in log])
 
-    def _part(self, name: str, block: int, none: pa.Table) -> pa.Table:
-        """A block's spilled part (`none` when the block had no such rows)."""
+    def _part(self, name: str, block: int, none: Callable[[], pa.Table]) -> pa.Table:
+        """A block's spilled part (`none()` when the block had no such rows)."""
         path = self.parts / f"{name}-{block:06d}.parquet"
-        return pq.read_table(path) if path.exists() else none
+        return pq.read_table(path) if path.exists() else none()
 
     def _reports(self, sides: pa.Table | None) -> dict:
         """The same reports as the in-memory path, from the kept pairs' lengths and lineage."""
