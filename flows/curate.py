@@ -7,6 +7,7 @@ block by block into the version's staging folder, then run-wide filters, write, 
 Thin by rule: the work lives in pipeline/ stages."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -23,6 +24,9 @@ from pipeline.streamed import StreamedRun, streamable
 from pipeline.store import commit_version
 from pipeline.store.commit import commit_staged, discard, stage
 from pipeline.store.manifest import LEDGER_KEYS
+
+
+PROGRESS_SECONDS = 5.0
 
 
 class NoUsableInput(RuntimeError):
@@ -68,8 +72,16 @@ def publish(workspace: Path, manifest: dict, build: bool):
 
 @task(name="stream-rated-file", cache_policy=NO_CACHE, task_run_name="stream-{label}")
 def stream_file(run, path: str, label: str) -> None:
-    log = get_run_logger()
-    run.add_file(Path(path), label, log.info)
+    log, last = get_run_logger(), [0.0]
+
+    def progress(message: str) -> None:  # a line every few seconds, not one per block
+        if time.monotonic() - last[0] >= PROGRESS_SECONDS:
+            last[0] = time.monotonic()
+            log.info(message)
+
+    run.add_file(Path(path), label, progress)
+    log.info("%s read: %d records in the run so far, %d raw pairs", label, run.counts["records"],
+             run.counts["raw_pairs"])
 
 
 @task(name="run-wide-filters", cache_policy=NO_CACHE)

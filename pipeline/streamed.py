@@ -39,8 +39,7 @@ from pipeline.signals.result import SignalResult
 from pipeline.sources import merge, rated
 from pipeline.sources.batch import RECORDS
 
-SPILL = "parts"
-LEDGER_MEMORY = "512MB"   # the staging folder's subfolder for the parts; removed before the commit
+SPILL = "parts"   # the staging folder's subfolder for the parts; removed before the commit
 
 
 def streamable(paths: list, cfg: CurateConfig) -> bool:

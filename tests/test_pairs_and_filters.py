@@ -148,3 +148,16 @@ def test_the_same_pair_from_several_records_is_one_pair_with_every_input():
     table = cands.table.to_pylist()
     assert [r["input_ids"] for r in table] == [["a:1", "a:2", "c:9", "d:3"], ["b:1"]]  # first-seen order
     assert table[0]["margin"] == 1.0  # the first occurrence's scores
+
+
+def test_length_bias_spearman_equals_scipys_with_ties():
+    """The report ranks with Arrow (no scipy.stats import); ties share their mean rank as in scipy."""
+    from scipy.stats import spearmanr
+
+    from pipeline.filters.length_bias import spearman
+
+    rng = np.random.default_rng(0)
+    for n in (3, 50, 5000):
+        margin = rng.integers(0, 4, n).astype(float)          # many ties, as real margins have
+        length_diff = margin * 10 + rng.integers(-30, 30, n)
+        assert abs(spearman(margin, length_diff) - spearmanr(margin, length_diff).statistic) < 1e-12
