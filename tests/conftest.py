@@ -85,3 +85,24 @@ def recipe_runners(vllm_runner):
     runners = Runners({"default": ModelEndpoint(max_model_len=2048)}, None)
     runners.open["default"] = vllm_runner
     return runners
+
+
+@pytest.fixture
+def reliability(request):
+    """record(check, tried, cases, handled, rows_lost=0): a row of RELIABILITY.md (tests/reliability.py)."""
+    import reliability as report
+
+    return report.recorder(request.node.nodeid)
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call":
+        import reliability
+
+        reliability.test_finished(report.nodeid, report.passed)
+
+
+def pytest_sessionfinish(session):
+    import reliability
+
+    reliability.write()

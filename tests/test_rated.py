@@ -159,7 +159,7 @@ def test_score_field_is_configurable(lamp_faulty):
     assert {p["annotator"] for p in pairs} == {"ratings:overall_score"}
 
 
-def test_curate_accounts_for_every_candidate(lamp_faulty, tmp_path):
+def test_curate_accounts_for_every_candidate(lamp_faulty, tmp_path, reliability):
     path, lines, expected, batch = lamp_faulty
     generic = write(tmp_path / "pandalm.jsonl", [json.dumps(r) for r in pandalm_as_candidates()])
     cfg = tmp_path / "cfg.yaml"
@@ -180,6 +180,8 @@ def test_curate_accounts_for_every_candidate(lamp_faulty, tmp_path):
     dropped = Counter(lineage.filter(pc.invert(lineage["kept"]))["dropped_by"].to_pylist())
     assert dropped["margin"] > 0  # all_pairs below the margin are filtered with their reason
     assert {p["signal"] for p in pairs} == {"ratings"}
+    reliability("Rated candidates with faults", "bad scores, responses and lines in rated files, through a "
+                "real curate: each candidate in the ledger", out["inputs"], len(ledger), out["inputs"] - len(ledger))
 
 
 def test_blocks_split_anywhere_and_gzip_read_the_same(lamp_faulty, tmp_path, monkeypatch):

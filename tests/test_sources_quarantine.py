@@ -221,7 +221,7 @@ def _mutations(record):
                     yield changed
 
 
-def test_no_malformed_record_stops_the_file(tmp_path):
+def test_no_malformed_record_stops_the_file(tmp_path, reliability):
     from sources_fixtures import ALL
     records = [m for rec in ALL for m in _mutations(rec)]
     path = write_lines(tmp_path / "fuzz.jsonl", records)
@@ -231,5 +231,7 @@ def test_no_malformed_record_stops_the_file(tmp_path):
     for t in batch.tables.values():
         kept |= set(t["record_id"].to_pylist())
     assert len(kept) + batch.quarantine.num_rows == len(records)
+    reliability("Malformed records", "every field of every sample record removed, nulled or retyped, in one file",
+                len(records), len(kept) + batch.quarantine.num_rows, len(records) - len(kept) - batch.quarantine.num_rows)
     assert set(batch.quarantine["error_kind"].to_pylist()) <= {
         "missing_field", "wrong_type", "empty_text", "bad_role", "unknown_format", "duplicate_id", "oversized"}

@@ -151,7 +151,7 @@ def test_empty_catalog_has_typed_views(tmp_path):
 
 
 @pytest.mark.parametrize("fail_at", [3, 6])  # a data table; version.parquet (after all data tables)
-def test_crash_during_write_leaves_no_version(tmp_path, records, monkeypatch, fail_at):
+def test_crash_during_write_leaves_no_version(tmp_path, records, monkeypatch, fail_at, reliability):
     """Fault injection: the Parquet writer raises on its Nth file, as a crash mid-commit would."""
     ws = tmp_path / "ws"
     tables, manifest = build_tables(records[:120])
@@ -172,6 +172,8 @@ def test_crash_during_write_leaves_no_version(tmp_path, records, monkeypatch, fa
     assert sorted(p.name for p in ddir.iterdir()) == ["v1"]  # no v2, temp folder removed
     assert list_versions(ws, "crashy")["version"].to_pylist() == [1]
     assert commit_version(ws, "crashy", tables, manifest)["version"] == 2  # no gap
+    reliability(f"Commit fails at file {fail_at}", "the Parquet writer raises mid-commit (injected): no version, "
+                "no temp folder, the next commit takes the next number", 1, 1)
 
 
 def test_leftover_temp_folder_is_ignored(tmp_path, records):
@@ -294,7 +296,7 @@ def one_version(tmp_path, records):
     return ws, ws / "datasets" / "v" / "v1"
 
 
-def test_verify_flipped_byte(one_version):
+def test_verify_flipped_byte(one_version, reliability):
     ws, vdir = one_version
     path = vdir / "pairs.parquet"
     path.chmod(0o644)
@@ -303,6 +305,7 @@ def test_verify_flipped_byte(one_version):
     path.write_bytes(bytes(data))
     problems = verify_version(ws, "v@1")
     assert len(problems) == 1 and "changed file: pairs.parquet" in problems[0]
+    reliability("Damaged version: flipped byte", "one byte flipped in pairs.parquet: verify reports the file", 1, 1)
 
 
 def test_verify_missing_extra_and_manifest(one_version):
@@ -318,3 +321,36 @@ def test_verify_missing_extra_and_manifest(one_version):
     manifest.write_text("{not json")
     problems = verify_version(ws, "v@1")
     assert len(problems) == 1 and "unreadable manifest" in problems[0]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "missing"])
+def test_a_damaged_version_fails_reads_loudly_and_verify_names_it(two_versions, damage, reliability):
+    """A truncated or deleted Parquet file in v1: verify reports it, and every read that would
+    include it (catalog views, the DuckDB CLI on catalog.duckdb) fails naming the file, never
+    returning v2's rows alone."""
+    ws, m1, m2 = two_versions
+    path = ws / "datasets" / "pandalm" / "v1" / "lineage.parquet"
+    if damage == "truncated":
+        path.chmod(0o644)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:
+        path.unlink()
+    problems = verify_version(ws, "pandalm@1")
+    assert len(problems) == 1 and "lineage.parquet" in problems[0]
+    assert verify_version(ws, "pandalm@2") == []
+    with pytest.raises(StoreError, match="lineage.parquet"):
+        query(ws, "SELECT count(*) FROM lineage")
+    try:  # a refresh does not paper over it: it fails (a truncated file), or the views still do
+        refresh_catalog(ws)
+    except StoreError as exc:
+        assert damage == "truncated" and "lineage.parquet" in str(exc)
+    with pytest.raises(StoreError, match="lineage.parquet"):
+        query(ws, "SELECT count(*) FROM lineage WHERE version = 2")
+    cli = subprocess.run([sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1], read_only=True)"
+                          ".sql('SELECT count(*) FROM lineage').fetchall()", str(ws / "catalog.duckdb")],
+                         capture_output=True, text=True)
+    assert cli.returncode != 0 and "lineage.parquet" in cli.stderr
+    # the other tables of the workspace still read
+    assert query(ws, "SELECT count(*) AS n FROM pairs").to_pylist() == [{"n": m1["ledger"]["pairs"] + m2["ledger"]["pairs"]}]
+    reliability(f"Damaged version: {damage} file", f"a {damage} lineage.parquet in a committed version: verify "
+                "reports it; catalog reads (API and DuckDB CLI) fail naming it", 1, 1)

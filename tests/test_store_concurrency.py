@@ -11,7 +11,7 @@ from test_store_sample import commit_worker
 WRITERS = 8
 
 
-def test_eight_concurrent_writers(tmp_path):
+def test_eight_concurrent_writers(tmp_path, reliability):
     ws = tmp_path / "ws"
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(WRITERS), ctx.Queue()
@@ -42,3 +42,6 @@ def test_eight_concurrent_writers(tmp_path):
     # each version holds the slice its writer committed: versions differ in content, not just number
     sets = query(ws, "SELECT md5(string_agg(pair_id, ',' ORDER BY pair_id)) AS h FROM pairs GROUP BY version")
     assert len(set(sets["h"].to_pylist())) == WRITERS
+    lost = sum(listed["pairs"].to_pylist()) - sum(counts["n"].to_pylist())
+    reliability("Concurrent writers", "processes committing versions of one dataset at once", WRITERS,
+                sum(not verify_version(ws, f"race@{v}") for v in range(1, WRITERS + 1)), lost)

@@ -101,7 +101,7 @@ def test_only_rated_inputs_without_models_are_streamed(inputs):
     assert not streamable(paths, judged)
 
 
-def test_a_streamed_run_that_fails_leaves_no_version_and_no_staging(inputs, tmp_path, monkeypatch):
+def test_a_streamed_run_that_fails_leaves_no_version_and_no_staging(inputs, tmp_path, monkeypatch, reliability):
     """A real Prefect flow run that fails after writing the version's tables (injected): the flow
     fails, and the dataset has neither a version nor the staging folder with its spilled parts."""
     from flows.curate import curate
@@ -117,3 +117,5 @@ def test_a_streamed_run_that_fails_leaves_no_version_and_no_staging(inputs, tmp_
         curate([str(p) for p in paths], "broken", str(tmp_path), {})
     dataset = tmp_path / "datasets" / "broken"
     assert dataset.is_dir() and not list(dataset.iterdir())
+    reliability("Streamed run fails after writing", "a streamed curate flow run fails once its tables are "
+                "written (injected): no version, no staging folder", 1, 1)

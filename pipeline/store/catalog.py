@@ -2,7 +2,9 @@
 files (pairs, lineage, quarantine, ledger, signals, versions), each led by `dataset` and `version`
 taken from the file's path, plus the real table `hub_pushes`. Paths are absolute, so the DuckDB CLI
 can open the file from any directory. The views glob the version folders at query time; a refresh
-is needed only to turn the typed empty views of a fresh workspace into real ones."""
+is needed only to turn the typed empty views of a fresh workspace into real ones. A read through a
+view fails when any committed version lacks the view's file or holds an unreadable one, so a
+damaged version never silently drops out of a result."""
 from __future__ import annotations
 
 import logging
@@ -16,7 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from pipeline.schema import schema
-from pipeline.store.layout import (TABLES, VERSION_FILE, StoreError, catalog_path, dataset_names,
+from pipeline.store.layout import (MANIFEST_FILE, TABLES, VERSION_FILE, StoreError, catalog_path, dataset_names,
                                    datasets_dir, sql_literal, versions_of, workspace_path)
 
 log = logging.getLogger(__name__)
@@ -81,7 +83,7 @@ def _has_files(ws: Path, filename: str) -> bool:
 def _view_sql(ws: Path, view: str, filename: str) -> str:
     table_schema = schema("manifest" if view == "versions" else view)
     columns = [f for f in table_schema if f.name not in ("dataset", "version")]
-    if not _has_files(ws, filename):
+    if not _has_files(ws, MANIFEST_FILE):  # no version yet (with versions, a missing file must fail a read)
         typed = ", ".join(f'CAST(NULL AS {_sql_type(f.type)}) AS "{f.name}"' for f in columns)
         return (f"CREATE OR REPLACE VIEW {view} AS SELECT CAST(NULL AS VARCHAR) AS dataset, "
                 f"CAST(NULL AS BIGINT) AS version, {typed} WHERE false")
@@ -91,7 +93,20 @@ def _view_sql(ws: Path, view: str, filename: str) -> str:
     return (f"CREATE OR REPLACE VIEW {view} AS SELECT regexp_extract(filename, {regex}, 1) AS dataset, "
             f"CAST(regexp_extract(filename, {regex}, 2) AS BIGINT) AS version, {names} "
             f"FROM read_parquet({pattern}, filename = true, union_by_name = true, hive_partitioning = false) "
-            f"WHERE regexp_matches(filename, {regex})")
+            f"WHERE regexp_matches(filename, {regex}) AND {_all_present(ws, filename)}")
+
+
+def _all_present(ws: Path, filename: str) -> str:
+    """A condition that raises (DuckDB's error()) when a committed version folder lacks
+    `filename`: a damaged version makes a read fail instead of silently dropping out of it. A
+    truncated or unreadable file fails in read_parquet itself."""
+    folders = lambda name: sql_literal(str(datasets_dir(ws) / "*" / "v*" / name))  # noqa: E731
+    message = sql_literal(f"damaged version: {filename} is missing from ")
+    hint = sql_literal(" (run `prefmill verify`)")
+    return (f"(SELECT CASE WHEN count(*) > 0 THEN error({message} || string_agg(dir, ', ') || {hint}) END "
+            f"FROM (SELECT parse_dirpath(file) AS dir FROM glob({folders(MANIFEST_FILE)}) "
+            f"WHERE regexp_matches(file, {sql_literal(PATH_RE)}) "
+            f"EXCEPT SELECT parse_dirpath(file) FROM glob({folders(filename)}))) IS NULL")
 
 
 def refresh_catalog(workspace) -> Path:
