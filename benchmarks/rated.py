@@ -21,8 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -31,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import rated_synth  # noqa: E402
+from flows.local_server import prefect_server  # noqa: E402
 
 CONFIG = ROOT / "benchmarks" / "rated.yaml"
 DATA = Path(os.environ.get("PREFMILL_BENCH_DATA", ROOT / "data" / "workspace" / "bench"))
@@ -55,29 +54,6 @@ def naive(path: Path) -> tuple[float, int]:
                 worst = min(lower, key=lambda c: (c[0], c[1]))
                 pairs.append((rec["instruction"], best[2], worst[2]))
     return time.perf_counter() - start, len(pairs)
-
-
-@contextmanager
-def prefect_server(home: Path, port: int = 4299):
-    """A real Prefect server on 127.0.0.1 (what production runs point PREFECT_API_URL at)."""
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1"}
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "prefect"), "server", "start", "--host", "127.0.0.1",
-                             "--port", str(port), "--no-services", "--no-ui"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/api"
-    try:
-        for _ in range(240):
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            raise SystemExit("the Prefect server did not start")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def cli(path: Path, workspace: Path, api_url: str | None = None) -> tuple[float, float, dict]:

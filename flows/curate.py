@@ -19,7 +19,7 @@ from pipeline.config import CurateConfig
 from pipeline.curation import (SLICEABLE, SOURCE_KINDS, combine, disabled, miner, model_runners, select_pairs,
                                version_tables_and_manifest)
 from pipeline.recipes import RecipeContext, run_recipe
-from pipeline.sources import SourceBatch, merge, read_file, unique_labels
+from pipeline.sources import NoMatch, SourceBatch, expand_inputs, merge, read_file, unique_labels
 from pipeline.streamed import StreamedRun, streamable
 from pipeline.store import commit_version
 from pipeline.store.commit import commit_staged, discard, stage
@@ -127,6 +127,10 @@ def curate(inputs: list[str], dataset: str, workspace: str, config: dict | None 
     log = get_run_logger()
     cfg = CurateConfig.model_validate(config or {})
     ws = Path(workspace)
+    try:
+        inputs = expand_inputs(inputs)
+    except NoMatch as exc:
+        raise NoUsableInput(str(exc)) from exc
     if streamable(inputs, cfg):
         return curate_streamed(inputs, dataset, ws, cfg)
     futures = [read_source.submit(p, label, cfg) for p, label in zip(inputs, unique_labels([Path(p) for p in inputs]))]

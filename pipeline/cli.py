@@ -57,7 +57,7 @@ def curate(inputs: Annotated[list[Path], typer.Argument(help="JSON, JSONL, .gz o
 
     ws = workspace_dir(workspace)
     try:
-        manifest = curate_flow([str(p) for p in inputs], dataset, str(ws), cfg.model_dump())
+        manifest = curate_flow([str(p) for p in inputs], dataset, str(ws), cfg.run_config())
     except (NoUsableInput, StoreError) as exc:
         fail(str(exc))
     except (AnnotatorConfigError, ModelError) as exc:
@@ -75,6 +75,36 @@ def curate(inputs: Annotated[list[Path], typer.Argument(help="JSON, JSONL, .gz o
                           "path": str(ws / "datasets" / manifest["dataset"] / f"v{manifest['version']}"),
                           "dashboard": str(board) if board.exists() else None,
                           **{k: ledger[k] for k in LEDGER_KEYS}}))
+
+
+@app.command()
+def serve(config: Annotated[Path, typer.Option("--config", "-c", help="YAML config with a `schedules` list")],
+          workspace: Workspace = None,
+          limit: Annotated[Optional[int], typer.Option(help="Most runs at once")] = None):
+    """Serve the config's schedules as Prefect deployments of the curate flow (runs until stopped).
+    Needs a running Prefect server or Prefect Cloud: set PREFECT_API_URL."""
+    from pipeline.config import ConfigError, load_config
+
+    if not os.environ.get("PREFECT_API_URL"):
+        fail("serve needs a Prefect server that keeps the schedules: set PREFECT_API_URL "
+             "(`prefect server start`, or Prefect Cloud with `prefect cloud login`)", 2)
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        fail(str(exc), 2)
+    if not cfg.schedules:
+        fail(f"{config}: no `schedules` to serve (see README: Schedules)", 2)
+    from flows.serve import deployments, serve_schedules
+
+    ws = workspace_dir(workspace)
+    try:
+        served = deployments(cfg, ws)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    for spec in cfg.schedules:
+        err.print(f"schedule {spec.name}: {spec.cron} ({spec.timezone}) -> curate -d {spec.dataset} "
+                  f"{' '.join(spec.inputs)} into {ws}", highlight=False)
+    serve_schedules(served, limit)
 
 
 @app.command()

@@ -114,6 +114,15 @@ class DashboardConfig(Strict):
     enabled: bool = True                     # build WORKSPACE/dashboards/NAME/vN/index.html after each commit
 
 
+class ScheduleSpec(Strict):
+    """A scheduled curate run, served by `prefmill serve` as a Prefect deployment."""
+    name: str = Field(min_length=1)          # the deployment's name
+    cron: str = Field(min_length=9)          # five-field cron, e.g. "0 2 * * *" (checked by Prefect at serve)
+    timezone: str = "UTC"
+    dataset: str = Field(min_length=1)
+    inputs: list[str] = Field(min_length=1)  # files or glob patterns, expanded when each run starts
+
+
 class CurateConfig(Strict):
     sources: SourcesConfig = SourcesConfig()
     signals: SignalsConfig = SignalsConfig()
@@ -125,13 +134,14 @@ class CurateConfig(Strict):
     mixing: MixingConfig = MixingConfig()
     dashboard: DashboardConfig = DashboardConfig()
     batch_size: PositiveInt = 5_000                  # records per flow task
+    schedules: list[ScheduleSpec] = Field(default_factory=list)  # for `prefmill serve`; not part of a run
 
     @model_validator(mode="after")
     def _known_models(self) -> "CurateConfig":
-        names = [r.name for r in self.recipes]
-        dup = sorted({n for n in names if names.count(n) > 1})
-        if dup:
-            raise ValueError(f"recipe names must be unique; repeated: {dup}")
+        for what, names in (("recipe", [r.name for r in self.recipes]), ("schedule", [s.name for s in self.schedules])):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"{what} names must be unique; repeated: {dup}")
         keys = [("policy", self.policy.model)] + [
             (f"recipe {r.name!r}", getattr(r, attr)) for r in self.recipes for attr in ("extractor", "generator", "writer")
             if getattr(r, attr, None) is not None]
@@ -142,8 +152,12 @@ class CurateConfig(Strict):
             check_annotator(spec, self.models)
         return self
 
+    def run_config(self) -> dict:
+        """The config a curate run gets and its manifest records: all but the schedules."""
+        return self.model_dump(exclude={"schedules"})
+
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.model_dump(), sort_keys=True).encode()).hexdigest()
+        return hashlib.sha256(json.dumps(self.run_config(), sort_keys=True).encode()).hexdigest()
 
 
 class ConfigError(ValueError):

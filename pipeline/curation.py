@@ -116,7 +116,7 @@ def manifest_facts(cfg: CurateConfig, flow_run_id: str | None, inputs: list[dict
                    ledger: dict | None = None) -> dict:
     """The facts a version's manifest holds besides what the store adds; with no `ledger`
     summary, the store computes it from ledger.parquet at commit."""
-    return {"flow_run_id": flow_run_id, "config": cfg.model_dump(), "config_hash": cfg.digest(),
+    return {"flow_run_id": flow_run_id, "config": cfg.run_config(), "config_hash": cfg.digest(),
             "code_version": code_version(), "inputs": inputs, "counts": counts, "ledger": ledger, "stats": stats}
 
 

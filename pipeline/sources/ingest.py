@@ -2,6 +2,7 @@
 or quarantined with a specific error kind; `records` lists them all."""
 from __future__ import annotations
 
+import glob
 from collections import Counter
 from pathlib import Path
 
@@ -35,6 +36,25 @@ def read_inputs(paths: list, cfg: SourcesConfig) -> SourceBatch:
     """Read every file in order, merge, and quarantine duplicate ids across the whole run."""
     paths = [Path(p) for p in paths]
     return merge([read_file(p, cfg, label) for p, label in zip(paths, unique_labels(paths))])
+
+
+def expand_inputs(inputs: list[str]) -> list[str]:
+    """Inputs as files: a glob pattern (`*`, `?`, `[`) becomes the files it matches, in sorted
+    order, when the run starts (a scheduled run picks up the files that arrived since the last)."""
+    out = []
+    for item in inputs:
+        if not any(c in item for c in "*?[") or Path(item).exists():
+            out.append(item)
+            continue
+        matched = sorted(p for p in glob.glob(item, recursive=True) if Path(p).is_file())
+        if not matched:
+            raise NoMatch(f"no file matches the input pattern {item!r}")
+        out += matched
+    return out
+
+
+class NoMatch(ValueError):
+    """An input pattern matched no file."""
 
 
 def unique_labels(paths: list[Path]) -> list[str]:
