@@ -20,9 +20,9 @@ from pipeline.curation import (SLICEABLE, SOURCE_KINDS, combine, disabled, miner
                                version_tables_and_manifest)
 from pipeline.recipes import RecipeContext, run_recipe
 from pipeline.sources import NoMatch, SourceBatch, expand_inputs, merge, read_file, unique_labels
-from pipeline.streamed import StreamedRun, streamable
+from pipeline.streamed import StreamedRun, run_key, streamable
 from pipeline.store import commit_version
-from pipeline.store.commit import commit_staged, discard, stage
+from pipeline.store.commit import commit_staged, committed_run, discard, stage
 from pipeline.store.manifest import LEDGER_KEYS
 
 
@@ -100,18 +100,28 @@ def commit_staged_task(workspace: Path, dataset: str, staging: Path, manifest: d
 
 
 def curate_streamed(inputs: list[str], dataset: str, ws: Path, cfg: CurateConfig) -> dict:
-    """Rated files only: streamed block by block in bounded memory (pipeline/streamed.py)."""
+    """Rated files only: streamed block by block in bounded memory (pipeline/streamed.py). A run
+    killed before its commit resumes from its staging folder; one killed after it returns the
+    version it committed."""
     log = get_run_logger()
-    staging = stage(ws, dataset)
+    key = run_key(inputs, dataset, cfg)
+    done = committed_run(ws, dataset, key)
+    if done is not None:
+        log.info("%s@%d was committed by a run of the same inputs and config", dataset, done["version"])
+        publish(ws, done, cfg.dashboard.enabled)
+        return done
+    staging = stage(ws, dataset, key)
     try:
         run = StreamedRun(staging, cfg, ws / "cache")
+        if run.finished:
+            log.info("resuming a killed run: %d blocks already done", len(run.finished))
         for path, label in zip(inputs, unique_labels([Path(p) for p in inputs])):
             stream_file(run, path, label)
         if run.counts["rows_rated"] == 0:
             raise NoUsableInput(f"no input record could be read from {len(inputs)} file(s); "
                                 f"{run.counts['records']} quarantined")
         run_wide(run)
-        manifest = write_streamed(run)
+        manifest = {**write_streamed(run), "run_key": key}
     except BaseException:
         discard(staging)
         raise

@@ -31,6 +31,9 @@ class SourcesConfig(Strict):
     # UltraFeedback's score to pair by: the mean of the per-aspect ratings (fine-grained labels beat
     # the overall score for building pairs: methods.md, Unpacking DPO/PPO) or the critique's overall score
     rated_score: Literal["fine-grained_score", "overall_score"] = "fine-grained_score"
+    # rated files are read, parsed and paired this many bytes at a time (memory per block; the
+    # unit a resumed streamed run skips)
+    rated_block_bytes: int = Field(default=16 << 20, ge=4096)
 
 
 class ConversationSignalConfig(Strict):

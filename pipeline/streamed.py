@@ -15,6 +15,10 @@ and no generation recipe or model annotator is configured (those need the whole 
 The version holds the same pairs, decisions and ledger as the in-memory path would make."""
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,7 +32,7 @@ import pyarrow.parquet as pq
 
 from pipeline.columns import first_content, value_counts
 from pipeline.config import CurateConfig
-from pipeline.curation import SOURCE_KINDS, disabled, manifest_facts, miner
+from pipeline.curation import SOURCE_KINDS, code_version, disabled, manifest_facts, miner
 from pipeline.filters import PER_PAIR, RUN_WIDE, RUN_WIDE_COLUMNS, apply_filters
 from pipeline.filters.length_bias import length_bias_of
 from pipeline.ledger import ledger_table
@@ -47,13 +51,28 @@ def streamable(paths: list, cfg: CurateConfig) -> bool:
     return bool(paths) and not cfg.recipes and not cfg.annotate.annotators and all(rated.sniff(Path(p)) for p in paths)
 
 
+def run_key(paths: list, dataset: str, cfg: CurateConfig) -> str:
+    """What makes two runs the same run: dataset, config, code, and each input's path, size and
+    modification time (a file that changed makes a new run, never a resumed one)."""
+    files = [(str(Path(p).resolve()), Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in paths]
+    facts = json.dumps([dataset, cfg.digest(), code_version(), files])
+    return hashlib.sha256(facts.encode()).hexdigest()[:32]
+
+
 class StreamedRun:
     """One streamed run writing into `staging` (a commit_version stage folder)."""
 
     def __init__(self, staging: Path, cfg: CurateConfig, cache_dir: Path | None):
+        """A staging folder left by a killed run of the same inputs and config is resumed: the
+        blocks it finished (those with a done-marker) are read but not computed again."""
         self.staging, self.cfg, self.cache_dir = staging, cfg, cache_dir
         self.parts = staging / SPILL
-        self.parts.mkdir()
+        for stale in (p for p in staging.iterdir() if p.name != SPILL):  # outputs of a killed write or commit
+            stale.chmod(0o644)
+            stale.unlink()
+        self.parts.mkdir(exist_ok=True)
+        self.finished = {int(m.stem.split("-")[1]): json.loads(m.read_text()) for m in self.parts.glob("done-*.json")}
+        self.reused = 0
         self.blocks = 0
         self.keys: list[pa.Table] = []
         self.inputs: list[dict] = []
@@ -64,32 +83,51 @@ class StreamedRun:
 
     # -- 1. per block ------------------------------------------------------------------------------
     def add_file(self, path: Path, label: str, progress: Callable[[str], None] = lambda _: None) -> None:
-        run = miner("rated", self.cfg)
-        for block in rated.rated_blocks(path, label, self.cfg.sources, self.cfg.sources.rated_score):
-            batch = merge([block])  # conformed tables and the block's source stats
-            self.inputs += batch.inputs
-            for key, value in batch.stats.items():
-                self.source_stats.setdefault(key, Counter()).update(value)
-            table = batch.tables["rated"]
-            self.counts.update(records=batch.records.num_rows, rows_rated=table.num_rows)
-            if not table.num_rows:
-                mined = SignalResult()
-            else:
-                mined = run(table) if run else disabled("rated", table, self.cfg)
-            cands = build_pairs(mined.pairs)
-            apply_filters(cands, self.cfg.filters, self.cache_dir, PER_PAIR)
-            self.counts.update(raw_pairs=mined.pairs.num_rows)
+        start = self.blocks  # blocks are numbered in run order, the same in a resumed run
+        done = {b - start: m["counts"]["records"] for b, m in self.finished.items() if m["file"] == label}
+        for block in rated.rated_blocks(path, label, self.cfg.sources, self.cfg.sources.rated_score, done):
             b = self.blocks
-            for name, table in (("records", batch.records), ("quarantine", batch.quarantine),
-                                ("unpaired", mined.unpaired), ("cands", _spill_table(cands))):
-                if table.num_rows:
-                    pq.write_table(table, self.parts / f"{name}-{b:06d}.parquet", compression="lz4")
-            self.keys.append(cands.table.select(["input_ids", *RUN_WIDE_COLUMNS]).append_column(
-                "block", pa.array(np.full(cands.table.num_rows, b, np.int32))).append_column(
-                "row", pa.array(np.arange(cands.table.num_rows, dtype=np.int64))).append_column(
-                "alive", pa.array(cands.kept)))
+            marker = self.finished[b] if block is None else self._compute(b, label, block)
+            if block is None:  # finished by the killed run: its parts are on disk
+                self.reused += 1
+                keys = self.parts / f"keys-{b:06d}.parquet"
+                self.keys.append(pq.read_table(keys) if keys.exists() else _keys_schema_table())
+            self.counts.update(marker["counts"])
+            self.inputs += marker["inputs"]
+            for key, value in marker["stats"].items():
+                self.source_stats.setdefault(key, Counter()).update(value)
             self.blocks += 1
-            progress(f"{label}: {self.counts['records']:,} records read, {self.counts['raw_pairs']:,} raw pairs")
+            progress(f"{label}: {self.counts['records']:,} records read, {self.counts['raw_pairs']:,} raw pairs"
+                     + (f" ({self.reused} blocks reused from a killed run)" if self.reused else ""))
+
+    def _compute(self, b: int, label: str, block) -> dict:
+        """Pair and filter one block, spill its parts and keys; the done-marker, written last and
+        atomically, is what a resumed run trusts."""
+        batch = merge([block])  # conformed tables and the block's source stats
+        table = batch.tables["rated"]
+        run = miner("rated", self.cfg)
+        if not table.num_rows:
+            mined = SignalResult()
+        else:
+            mined = run(table) if run else disabled("rated", table, self.cfg)
+        cands = build_pairs(mined.pairs)
+        apply_filters(cands, self.cfg.filters, self.cache_dir, PER_PAIR)
+        keys = cands.table.select(["input_ids", *RUN_WIDE_COLUMNS]).append_column(
+            "block", pa.array(np.full(cands.table.num_rows, b, np.int32))).append_column(
+            "row", pa.array(np.arange(cands.table.num_rows, dtype=np.int64))).append_column(
+            "alive", pa.array(cands.kept))
+        for name, part in (("records", batch.records), ("quarantine", batch.quarantine),
+                           ("unpaired", mined.unpaired), ("cands", _spill_table(cands)), ("keys", keys)):
+            if part.num_rows:
+                pq.write_table(part, self.parts / f"{name}-{b:06d}.parquet", compression="lz4")
+        self.keys.append(keys)
+        marker = {"file": label, "inputs": batch.inputs, "stats": batch.stats,
+                  "counts": {"records": batch.records.num_rows, "rows_rated": table.num_rows,
+                             "raw_pairs": mined.pairs.num_rows}}
+        tmp = self.parts / f"done-{b:06d}.json.tmp"
+        tmp.write_text(json.dumps(marker))
+        os.replace(tmp, self.parts / f"done-{b:06d}.json")
+        return marker
 
     # -- 2. over the run's keys ------------------------------------------------------------------
     def select(self) -> dict:
@@ -165,6 +203,8 @@ class StreamedRun:
                   **{f"rows_{k}": 0 for k in SOURCE_KINDS}, "rows_rated": self.counts["rows_rated"],
                   "signal_turns": 0, **dict(funnel)}
         source_stats = {k: dict(v) for k, v in self.source_stats.items()}
+        if self.reused:  # provenance: this version was finished by a run that resumed a killed one
+            stats["resume"] = {"blocks": self.blocks, "reused": self.reused}
         return manifest_facts(self.cfg, flow_run_id, self.inputs, counts, {**stats, "sources": source_stats})
 
     def _final_candidates(self, b: int, mine: pa.Table) -> Candidates:
@@ -249,6 +289,8 @@ def _keys_schema_table() -> pa.Table:
 
 
 def _remove_parts(parts: Path) -> None:
-    import shutil
-
+    """The done-markers go first: a kill while the parts are removed must not leave a marker
+    whose parts are gone (the resumed run would trust it)."""
+    for marker in parts.glob("done-*.json"):
+        marker.unlink()
     shutil.rmtree(parts, ignore_errors=True)

@@ -20,8 +20,8 @@ when a figure or an outcome does).
 |---|---|---:|---:|---:|---|---|
 """
 PENDING = """
-Not covered yet (issue 6): SIGKILL at many points of a curate run with resume, incremental runs,
-scheduled runs, and Dask workers.
+Not covered yet (issue 6): resuming a killed in-memory run (inputs other than rated files restart
+from the beginning; their commit is still atomic), incremental runs, and Dask workers.
 """
 
 pending: dict[str, list[dict]] = {}   # rows recorded by a test still running, by node id

@@ -184,12 +184,11 @@ def test_curate_accounts_for_every_candidate(lamp_faulty, tmp_path, reliability)
                 "real curate: each candidate in the ledger", out["inputs"], len(ledger), out["inputs"] - len(ledger))
 
 
-def test_blocks_split_anywhere_and_gzip_read_the_same(lamp_faulty, tmp_path, monkeypatch):
+def test_blocks_split_anywhere_and_gzip_read_the_same(lamp_faulty, tmp_path):
     """Lines that straddle blocks, CRLF endings, no final newline and gzip give the same rows."""
     import gzip
 
     from pipeline.hashing import file_sha256
-    from pipeline.sources import rated
 
     path, lines, _, batch = lamp_faulty
     crlf = tmp_path / "crlf.jsonl"
@@ -197,9 +196,9 @@ def test_blocks_split_anywhere_and_gzip_read_the_same(lamp_faulty, tmp_path, mon
     gz = tmp_path / "lamp.jsonl.gz"
     gz.write_bytes(gzip.compress(path.read_bytes()))
     expected = batch.tables["rated"].drop_columns(["record_id", "prompt_key"])
-    monkeypatch.setattr(rated, "BLOCK_BYTES", 4096)            # smaller than many single records
+    small = SourcesConfig(rated_block_bytes=4096)              # smaller than many single records
     for variant in (crlf, gz, path):
-        got = read_file(variant, SourcesConfig(), "x")
+        got = read_file(variant, small, "x")
         assert got.tables["rated"].drop_columns(["record_id", "prompt_key"]).equals(expected), variant.name
         assert got.records.num_rows == batch.records.num_rows
         assert got.inputs[0]["sha256"] == file_sha256(variant)[0]  # hashed while it was read

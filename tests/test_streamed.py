@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.config import CurateConfig
 from pipeline.curation import miner, select_pairs, version_tables_and_manifest
-from pipeline.sources import rated, read_inputs
+from pipeline.sources import read_inputs
 from pipeline.store import commit_version
 from pipeline.store.commit import commit_staged, stage
 from pipeline.streamed import StreamedRun, streamable
@@ -62,11 +62,11 @@ def differing_rows(ws, table: str) -> tuple[int, int, int]:
             count(f"SELECT count(*) FROM (SELECT * FROM '{b}' EXCEPT ALL SELECT * FROM '{a}')"))
 
 
-def test_streamed_version_equals_the_in_memory_one(inputs, tmp_path, monkeypatch):
+def test_streamed_version_equals_the_in_memory_one(inputs, tmp_path):
     paths, n_lines = inputs
-    cfg = CurateConfig()  # the defaults, semantic prompt dedup included
+    # the defaults (semantic prompt dedup included), read about three LAMP records a block: many blocks
+    cfg = CurateConfig.model_validate({"sources": {"rated_block_bytes": 8192}})
     memory = in_memory(paths, cfg, tmp_path)
-    monkeypatch.setattr(rated, "BLOCK_BYTES", 8192)  # about three LAMP records a block: many blocks
     stream = streamed(paths, cfg, tmp_path)
     for table in TABLES:
         rows, only_memory, only_streamed = differing_rows(tmp_path, table)

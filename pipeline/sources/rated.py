@@ -35,7 +35,6 @@ from .fields import Ctx, RecordError, type_name
 from .rated_sql import BLOCK_SQL, CANDIDATES_SQL, MESSAGES_SHAPE, RECORDS_SQL, SCORE_FIELDS, SHAPE
 from .readers import GZIP_MAGIC
 
-BLOCK_BYTES = 16 << 20     # lines are read, parsed and released a block at a time
 BATCH_LINES = 2048         # record batches DuckDB scans in parallel
 FORMATS = {"ultrafeedback": ("instruction", "completions"), "candidates": ("prompt", "candidates")}  # prompt, candidates keys
 
@@ -72,11 +71,11 @@ class _Hashing(io.RawIOBase):
         return n
 
 
-def line_blocks(stream, block_bytes: int | None = None) -> Iterator[tuple[int, pa.Array]]:
+def line_blocks(stream, block_bytes: int) -> Iterator[tuple[int, pa.Array]]:
     """(number of the block's first line, its lines as a binary array), for every block of lines
     of a binary stream. Each block is read straight into a fresh buffer after the previous block's
     unfinished line."""
-    first, carry, block_bytes = 1, b"", block_bytes or BLOCK_BYTES
+    first, carry = 1, b""
     while True:
         buf = bytearray(len(carry) + block_bytes)
         buf[:len(carry)] = carry
@@ -109,11 +108,15 @@ def read_rated(path, label: str, cfg: SourcesConfig, score_field: str = "fine-gr
     return merge(list(rated_blocks(path, label, cfg, score_field)))
 
 
-def rated_blocks(path, label: str, cfg: SourcesConfig, score_field: str = "fine-grained_score") -> Iterator[SourceBatch]:
+def rated_blocks(path, label: str, cfg: SourcesConfig, score_field: str = "fine-grained_score",
+                 done: dict[int, int] | None = None) -> Iterator[SourceBatch | None]:
     """A rated file as one SourceBatch per block of lines (PII already scrubbed), so a caller can
     work block by block in bounded memory. The last batch carries the file's `inputs` entry (its
     fingerprint and record count) and, when the file could not be read to the end, the
-    `unreadable_file` quarantine row; `merge` of all of them is the whole file."""
+    `unreadable_file` quarantine row; `merge` of all of them is the whole file. `done` maps the
+    blocks a resumed caller already has (by index in the file) to their record counts: those are
+    read and hashed but not parsed, and yield None."""
+    done = done or {}
     if score_field not in SCORE_FIELDS:
         raise ValueError(f"score_field must be one of {SCORE_FIELDS}, got {score_field!r}")
     path, source = Path(path), str(path)
@@ -121,7 +124,9 @@ def rated_blocks(path, label: str, cfg: SourcesConfig, score_field: str = "fine-
               "max_bytes": cfg.max_record_bytes}
     sql = BLOCK_SQL.format(records=RECORDS_SQL.replace("{score_field}", score_field),  # one of SCORE_FIELDS
                            candidates=CANDIDATES_SQL)
-    def parse(first: int, lines: pa.Array) -> SourceBatch:
+    def parse(index: int, first: int, lines: pa.Array) -> SourceBatch | None:
+        if index in done:
+            return None
         block = pa.table({"line": np.arange(first, first + len(lines), dtype=np.int64), "raw": lines})
         con = duck.connect()
         try:
@@ -139,8 +144,9 @@ def rated_blocks(path, label: str, cfg: SourcesConfig, score_field: str = "fine-
             raw.seek(0)
             hashing = _Hashing(raw)
             stream = gzip.GzipFile(fileobj=hashing) if gz else io.BufferedReader(hashing)
-            for batch in _ahead(line_blocks(stream), parse):
-                read += batch.records.num_rows
+            blocks = ((i, first, lines) for i, (first, lines) in enumerate(line_blocks(stream, cfg.rated_block_bytes)))
+            for i, batch in enumerate(_ahead(blocks, parse)):
+                read += done[i] if batch is None else batch.records.num_rows
                 yield batch
         sha256, size = hashing.digest.hexdigest(), hashing.size
     except (OSError, EOFError, zlib.error) as exc:

@@ -4,6 +4,8 @@ racing for the same number both succeed with distinct numbers."""
 from __future__ import annotations
 
 import errno
+import fcntl
+import json
 import logging
 import os
 import shutil
@@ -25,6 +27,7 @@ from pipeline.store.verify import file_facts
 log = logging.getLogger(__name__)
 MAX_RENAME_ATTEMPTS = 1000
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+_locks: dict[Path, int] = {}  # staging folder -> the open descriptor holding its lock
 
 
 def conform_tables(tables: dict[str, pa.Table]) -> dict[str, pa.Table]:
@@ -121,19 +124,50 @@ def commit_version(workspace: Path, dataset: str, tables: dict[str, pa.Table], m
         raise
 
 
-def stage(workspace: Path, dataset: str) -> Path:
-    """A private folder for a version being written (`.tmp-<uuid>` beside the versions, never
-    listed or read); hand it to commit_staged, or to discard on failure."""
+def stage(workspace: Path, dataset: str, run_key: str | None = None) -> Path:
+    """A private folder for a version being written (`.tmp-...` beside the versions, never listed
+    or read); hand it to commit_staged, or to discard on failure. With a `run_key` the folder is
+    the run's own (`.tmp-run-KEY`): a run killed before its commit left it behind, and the rerun
+    resumes from it. It is locked while a run writes it (a second run with the same key is refused)."""
     check_name(dataset)
     ddir = dataset_dir(workspace_path(workspace), dataset)
     ddir.mkdir(parents=True, exist_ok=True)
-    tmp = ddir / f"{TMP_PREFIX}{uuid.uuid4().hex}"
-    tmp.mkdir()
+    if run_key is None:
+        tmp = ddir / f"{TMP_PREFIX}{uuid.uuid4().hex}"
+        tmp.mkdir()
+        return tmp
+    tmp = ddir / f"{TMP_PREFIX}run-{run_key}"
+    tmp.mkdir(exist_ok=True)
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreError(f"another run of the same inputs and config is writing {dataset} ({tmp.name})") from None
+    _locks[tmp] = fd
     return tmp
 
 
 def discard(tmp: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
+    _unlock(tmp)
+
+
+def _unlock(tmp: Path) -> None:
+    fd = _locks.pop(tmp, None)
+    if fd is not None:
+        os.close(fd)
+
+
+def committed_run(workspace: Path, dataset: str, run_key: str) -> dict | None:
+    """The latest version's manifest when a run with this key committed it (a rerun after a kill
+    that came after the commit), else None."""
+    ws = workspace_path(workspace)
+    latest = latest_version(ws, dataset)
+    if latest is None:
+        return None
+    manifest = json.loads((dataset_dir(ws, dataset) / f"v{latest}" / MANIFEST_FILE).read_text(encoding="utf-8"))
+    return manifest if manifest.get("run_key") == run_key else None
 
 
 def commit_staged(workspace: Path, dataset: str, tmp: Path, manifest: dict) -> dict:
@@ -170,5 +204,6 @@ def _seal_and_publish(workspace: Path, dataset: str, tmp: Path, prepared: dict) 
         prepared["files"][path.name] = file_facts(path, pq.ParquetFile(path).metadata.num_rows)
         os.chmod(path, READ_ONLY)
     final = _publish(dataset_dir(ws, dataset), tmp, ws, dataset, prepared)
+    _unlock(tmp)
     refresh_catalog_quietly(ws)
     return final
