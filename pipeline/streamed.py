@@ -12,7 +12,11 @@ and no generation recipe or model annotator is configured (those need the whole 
    to pairs.parquet and lineage.parquet, and the block's ledger rows are joined from its own
    parts (plus the lineage of pairs merged across blocks) and appended to ledger.parquet.
 
-The version holds the same pairs, decisions and ledger as the in-memory path would make."""
+The version holds the same pairs, decisions and ledger as the in-memory path would make.
+
+Resume: the staging folder is the run's own (`run_key`), and each block of phase 1 ends with a
+done-marker written atomically after its parts. A run killed before its commit leaves the folder;
+the rerun reads the finished blocks' parts instead of computing them, and redoes phases 2 and 3."""
 from __future__ import annotations
 
 import hashlib
