@@ -84,6 +84,7 @@ class StreamedRun:
         self.counts = Counter()
         self.decided: pa.Table | None = None
         self.filter_stats: dict = {}
+        self.mine = miner("rated", cfg)
 
     # -- 1. per block ------------------------------------------------------------------------------
     def add_file(self, path: Path, label: str, progress: Callable[[str], None] = lambda _: None) -> None:
@@ -92,10 +93,9 @@ class StreamedRun:
         for block in rated.rated_blocks(path, label, self.cfg.sources, self.cfg.sources.rated_score, done):
             b = self.blocks
             marker = self.finished[b] if block is None else self._compute(b, label, block)
-            if block is None:  # finished by the killed run: its parts are on disk
+            if block is None:  # finished by the killed run: its keys come from its spilled candidates
                 self.reused += 1
-                keys = self.parts / f"keys-{b:06d}.parquet"
-                self.keys.append(pq.read_table(keys) if keys.exists() else _keys_schema_table())
+                self.keys.append(_keys(self._spilled(b), b))
             self.counts.update(marker["counts"])
             self.inputs += marker["inputs"]
             for key, value in marker["stats"].items():
@@ -109,22 +109,17 @@ class StreamedRun:
         atomically, is what a resumed run trusts."""
         batch = merge([block])  # conformed tables and the block's source stats
         table = batch.tables["rated"]
-        run = miner("rated", self.cfg)
         if not table.num_rows:
             mined = SignalResult()
         else:
-            mined = run(table) if run else disabled("rated", table, self.cfg)
+            mined = self.mine(table) if self.mine else disabled("rated", table, self.cfg)
         cands = build_pairs(mined.pairs)
         apply_filters(cands, self.cfg.filters, self.cache_dir, PER_PAIR)
-        keys = cands.table.select(["input_ids", *RUN_WIDE_COLUMNS]).append_column(
-            "block", pa.array(np.full(cands.table.num_rows, b, np.int32))).append_column(
-            "row", pa.array(np.arange(cands.table.num_rows, dtype=np.int64))).append_column(
-            "alive", pa.array(cands.kept))
         for name, part in (("records", batch.records), ("quarantine", batch.quarantine),
-                           ("unpaired", mined.unpaired), ("cands", _spill_table(cands)), ("keys", keys)):
+                           ("unpaired", mined.unpaired), ("cands", _spill_table(cands))):
             if part.num_rows:
                 pq.write_table(part, self.parts / f"{name}-{b:06d}.parquet", compression="lz4")
-        self.keys.append(keys)
+        self.keys.append(_keys(cands, b))
         marker = {"file": label, "inputs": batch.inputs, "stats": batch.stats,
                   "counts": {"records": batch.records.num_rows, "rows_rated": table.num_rows,
                              "raw_pairs": mined.pairs.num_rows}}
@@ -136,7 +131,7 @@ class StreamedRun:
     # -- 2. over the run's keys ------------------------------------------------------------------
     def select(self) -> dict:
         """Merge pairs found in several blocks, then run the run-wide filters on the keys."""
-        keys = pa.concat_tables(self.keys) if self.keys else _keys_schema_table()
+        keys = pa.concat_tables(self.keys) if self.keys else _keys(_no_candidates(), 0)
         self.keys = []
         counts = keys.group_by("pair_id", use_threads=False).aggregate([("pair_id", "count")])
         repeated = counts.filter(pc.greater(counts["pair_id_count"], 1))["pair_id"]  # in several blocks
@@ -214,13 +209,19 @@ class StreamedRun:
     def _final_candidates(self, b: int, mine: pa.Table) -> Candidates:
         """Block b's spilled candidates without the pairs merged into an earlier block, with the
         merged input ids and the run-wide decisions appended to their log."""
-        spilled = self._part("cands", b, lambda: _spill_table(build_pairs(empty("raw_pairs"))))
-        rows = mine["row"]
-        table, log = _unspill(spilled.take(rows))
+        spilled = self._spilled(b)
+        rows = _array(mine["row"])
+        table = spilled.table.take(rows)
         table = table.set_column(table.schema.get_field_index("input_ids"), "input_ids", mine["input_ids"])
-        log += [(name, mine[f"passed:{name}"], mine[f"reason:{name}"]) for name in RUN_WIDE
-                if f"passed:{name}" in mine.column_names]
-        return Candidates(table, [(n, _array(p), _array(r).cast(pa.string())) for n, p, r in log])
+        log = [(name, passed.take(rows), reason.take(rows)) for name, passed, reason in spilled.log]
+        log += [(name, _array(mine[f"passed:{name}"]), _array(mine[f"reason:{name}"]).cast(pa.string()))
+                for name in RUN_WIDE if f"passed:{name}" in mine.column_names]
+        return Candidates(table, log)
+
+    def _spilled(self, b: int) -> Candidates:
+        """Block b's candidate pairs with their per-pair decisions, as phase 1 spilled them."""
+        path = self.parts / f"cands-{b:06d}.parquet"
+        return _unspill(pq.read_table(path)) if path.exists() else _no_candidates()
 
     def _part(self, name: str, block: int, none: Callable[[], pa.Table]) -> pa.Table:
         """A block's spilled part (`none()` when the block had no such rows)."""
@@ -268,10 +269,10 @@ def _spill_table(cands: Candidates) -> pa.Table:
     return table
 
 
-def _unspill(table: pa.Table) -> tuple[pa.Table, list]:
+def _unspill(table: pa.Table) -> Candidates:
     names = [c.split(":", 1)[1] for c in table.column_names if c.startswith("passed:")]
-    log = [(n, table[f"passed:{n}"], table[f"reason:{n}"]) for n in names]
-    return table.drop_columns([f"{k}:{n}" for n in names for k in ("passed", "reason")]), log
+    log = [(n, _array(table[f"passed:{n}"]), _array(table[f"reason:{n}"])) for n in names]
+    return Candidates(table.drop_columns([f"{k}:{n}" for n in names for k in ("passed", "reason")]), log)
 
 
 def _array(column) -> pa.Array:
@@ -285,11 +286,17 @@ def _spread(values: pa.Array, at: np.ndarray, n: int, type_: pa.DataType) -> pa.
     return pa.array(out, type_)
 
 
-def _keys_schema_table() -> pa.Table:
-    cands = Candidates(build_pairs(empty("raw_pairs")).table)
+def _keys(cands: Candidates, b: int) -> pa.Table:
+    """What the run-wide phase keeps of block b's candidates: ids, prompt, weight, margin, their
+    place (block, row) and whether the per-pair filters left them alive."""
+    n = cands.table.num_rows
     return cands.table.select(["input_ids", *RUN_WIDE_COLUMNS]).append_column(
-        "block", pa.array([], pa.int32())).append_column("row", pa.array([], pa.int64())).append_column(
-        "alive", pa.array([], pa.bool_()))
+        "block", pa.array(np.full(n, b, np.int32))).append_column(
+        "row", pa.array(np.arange(n, dtype=np.int64))).append_column("alive", pa.array(cands.kept))
+
+
+def _no_candidates() -> Candidates:
+    return build_pairs(empty("raw_pairs"))
 
 
 def _remove_parts(parts: Path) -> None:

@@ -11,25 +11,26 @@ from pipeline.filters.quality import margin_threshold, quality_guard
 from pipeline.filters.side_distance import side_distance
 from pipeline.pairs import Candidates
 
+# name -> the columns the filter reads, in the order the filters run
+COLUMNS = {"quality": ["chosen", "rejected"], "side_distance": ["signal", "chosen", "rejected"],
+           "margin": ["signal", "margin"], "prompt_dedup": ["prompt_id", "prompt"],
+           "per_prompt_cap": ["prompt_id", "pair_id", "weight", "margin"]}
 PER_PAIR = ("quality", "side_distance", "margin")     # decided by each pair alone
 RUN_WIDE = ("prompt_dedup", "per_prompt_cap")         # decided over all the run's pairs
-RUN_WIDE_COLUMNS = ["prompt_id", "prompt", "pair_id", "weight", "margin"]  # what the run-wide ones read
+RUN_WIDE_COLUMNS = list(dict.fromkeys(c for name in RUN_WIDE for c in COLUMNS[name]))
 
 
 def apply_filters(cands: Candidates, cfg: FiltersConfig, cache_dir: Path | None = None,
                   names: tuple[str, ...] = PER_PAIR + RUN_WIDE) -> dict:
     """Run the filters `names` in order; returns stats (e.g. embedding cache hits) for the manifest."""
     stats: dict = {}
-    sides, ids = ["chosen", "rejected"], ["prompt_id", "pair_id"]
-    for name, columns, run in (
-            ("quality", sides, lambda t: quality_guard(t, cfg.quality)),
-            ("side_distance", ["signal", *sides], lambda t: side_distance(t, cfg.min_side_distance)),
-            ("margin", ["signal", "margin"], lambda t: margin_threshold(t, cfg.min_margin)),
-            ("prompt_dedup", ["prompt_id", "prompt"], lambda t: dedup_prompts(t, cfg.dedup, cache_dir, stats)),
-            ("per_prompt_cap", [*ids, "weight", "margin"], lambda t: cap_per_prompt(t, cfg.per_prompt_cap))):
-        if name not in names:
-            continue
-        alive, idx = cands.alive(columns)  # each filter gets the columns it reads, not a copy of all
-        passed, reason = run(alive)
+    run = {"quality": lambda t: quality_guard(t, cfg.quality),
+           "side_distance": lambda t: side_distance(t, cfg.min_side_distance),
+           "margin": lambda t: margin_threshold(t, cfg.min_margin),
+           "prompt_dedup": lambda t: dedup_prompts(t, cfg.dedup, cache_dir, stats),
+           "per_prompt_cap": lambda t: cap_per_prompt(t, cfg.per_prompt_cap)}
+    for name in (n for n in COLUMNS if n in names):
+        alive, idx = cands.alive(COLUMNS[name])  # each filter gets the columns it reads, not a copy of all
+        passed, reason = run[name](alive)
         cands.record(name, idx, passed, reason)
     return stats

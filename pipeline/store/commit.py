@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import logging
 import os
 import shutil
@@ -23,6 +22,7 @@ from pipeline.store.catalog import refresh_catalog_quietly
 from pipeline.store.layout import (MANIFEST_FILE, REQUIRED_TABLES, TABLES, TMP_PREFIX, VERSION_FILE, StoreError,
                                    check_name, dataset_dir, latest_version, workspace_path)
 from pipeline.store.verify import file_facts
+from pipeline.store.versions import read_manifest
 
 log = logging.getLogger(__name__)
 MAX_RENAME_ATTEMPTS = 1000
@@ -162,11 +162,9 @@ def _unlock(tmp: Path) -> None:
 def committed_run(workspace: Path, dataset: str, run_key: str) -> dict | None:
     """The latest version's manifest when a run with this key committed it (a rerun after a kill
     that came after the commit), else None."""
-    ws = workspace_path(workspace)
-    latest = latest_version(ws, dataset)
-    if latest is None:
+    if latest_version(workspace_path(workspace), dataset) is None:
         return None
-    manifest = json.loads((dataset_dir(ws, dataset) / f"v{latest}" / MANIFEST_FILE).read_text(encoding="utf-8"))
+    manifest = read_manifest(workspace, dataset)
     return manifest if manifest.get("run_key") == run_key else None
 
 
