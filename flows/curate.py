@@ -20,9 +20,12 @@ from pipeline.curation import (SLICEABLE, SOURCE_KINDS, combine, disabled, miner
                                version_tables_and_manifest)
 from pipeline.recipes import RecipeContext, run_recipe
 from pipeline.sources import NoMatch, SourceBatch, expand_inputs, merge, read_file, unique_labels
+from pipeline import incremental as increments
+from pipeline.incremental import Plan
 from pipeline.streamed import StreamedRun, run_key, streamable
 from pipeline.store import commit_version
 from pipeline.store.commit import commit_staged, committed_run, discard, stage
+from pipeline.store.versions import read_manifest
 from pipeline.store.manifest import LEDGER_KEYS
 
 
@@ -71,7 +74,7 @@ def publish(workspace: Path, manifest: dict, build: bool):
 
 
 @task(name="stream-rated-file", cache_policy=NO_CACHE, task_run_name="stream-{label}")
-def stream_file(run, path: str, label: str) -> None:
+def stream_file(run, path: str, label: str, start=None) -> None:
     log, last = get_run_logger(), [0.0]
 
     def progress(message: str) -> None:  # a line every few seconds, not one per block
@@ -79,7 +82,7 @@ def stream_file(run, path: str, label: str) -> None:
             last[0] = time.monotonic()
             log.info(message)
 
-    run.add_file(Path(path), label, progress)
+    run.add_file(Path(path), label, progress, start)
     log.info("%s read: %d records in the run so far, %d raw pairs", label, run.counts["records"],
              run.counts["raw_pairs"])
 
@@ -95,45 +98,62 @@ def write_streamed(run) -> dict:
 
 
 @task(name="commit-version", cache_policy=NO_CACHE, task_run_name="commit-staged-version")
-def commit_staged_task(workspace: Path, dataset: str, staging: Path, manifest: dict) -> dict:
-    return commit_staged(workspace, dataset, staging, manifest)
+def commit_staged_task(workspace: Path, dataset: str, staging: Path, manifest: dict, base: int | None) -> dict:
+    return commit_staged(workspace, dataset, staging, manifest, base)
 
 
-def curate_streamed(inputs: list[str], dataset: str, ws: Path, cfg: CurateConfig) -> dict:
+@task(name="plan-increment", cache_policy=NO_CACHE)
+def plan_increment(ws: Path, dataset: str, inputs: list[str], labels: list[str], cfg: CurateConfig) -> Plan:
+    return increments.plan(ws, dataset, inputs, labels, cfg)
+
+
+def curate_streamed(inputs: list[str], dataset: str, ws: Path, cfg: CurateConfig, increment: bool) -> dict:
     """Rated files only: streamed block by block in bounded memory (pipeline/streamed.py). A run
     killed before its commit resumes from its staging folder; one killed after it returns the
-    version it committed."""
+    version it committed. An incremental run reads only what the latest version has not seen."""
     log = get_run_logger()
-    key = run_key(inputs, dataset, cfg)
+    labels = unique_labels([Path(p) for p in inputs])
+    todo = plan_increment(ws, dataset, inputs, labels, cfg) if increment else increments.full(inputs, labels)
+    if increment and todo.why_full:
+        log.warning("not incremental: %s; rebuilding in full", todo.why_full)
+    key = run_key(inputs, dataset, cfg, todo.base)
     done = committed_run(ws, dataset, key)
     if done is not None:
         log.info("%s@%d was committed by a run of the same inputs and config", dataset, done["version"])
         publish(ws, done, cfg.dashboard.enabled)
         return done
+    if todo.base is not None and not todo.read:
+        log.info("no new input since %s@%d: no new version", dataset, todo.base)
+        return read_manifest(ws, f"{dataset}@{todo.base}")
     staging = stage(ws, dataset, key)
     try:
-        run = StreamedRun(staging, cfg, ws / "cache")
+        run = StreamedRun(staging, cfg, ws / "cache", todo.prior)
         if run.finished:
             log.info("resuming a killed run: %d blocks already done", len(run.finished))
-        for path, label in zip(inputs, unique_labels([Path(p) for p in inputs])):
-            stream_file(run, path, label)
-        if run.counts["rows_rated"] == 0:
+        for path, label, start in todo.read:
+            stream_file(run, path, label, start)
+        if run.counts["rows_rated"] == 0 and todo.base is None:
             raise NoUsableInput(f"no input record could be read from {len(inputs)} file(s); "
                                 f"{run.counts['records']} quarantined")
         run_wide(run)
-        manifest = {**write_streamed(run), "run_key": key}
+        facts = write_streamed(run)
+        manifest = {**facts, "inputs": todo.inputs(facts["inputs"]), "run_key": key,
+                    "stats": {**facts["stats"], "increment": todo.report()}}
     except BaseException:
         discard(staging)
         raise
-    committed = commit_staged_task(ws, dataset, staging, manifest)
+    committed = commit_staged_task(ws, dataset, staging, manifest, todo.base)
+    increments.save_index(ws, dataset, committed["version"], run.index)
     log.info("ledger: %s", {k: committed["ledger"][k] for k in LEDGER_KEYS})
     publish(ws, committed, cfg.dashboard.enabled)
     return committed
 
 
 @flow(name="curate")
-def curate(inputs: list[str], dataset: str, workspace: str, config: dict | None = None) -> dict:
-    """Curate `inputs` into a new version of `dataset` under `workspace`; returns its manifest."""
+def curate(inputs: list[str], dataset: str, workspace: str, config: dict | None = None,
+           incremental: bool = False) -> dict:
+    """Curate `inputs` into a new version of `dataset` under `workspace`; returns its manifest.
+    `incremental`: build on the latest version, reading only what it has not seen."""
     log = get_run_logger()
     cfg = CurateConfig.model_validate(config or {})
     ws = Path(workspace)
@@ -142,7 +162,10 @@ def curate(inputs: list[str], dataset: str, workspace: str, config: dict | None 
     except NoMatch as exc:
         raise NoUsableInput(str(exc)) from exc
     if streamable(inputs, cfg):
-        return curate_streamed(inputs, dataset, ws, cfg)
+        return curate_streamed(inputs, dataset, ws, cfg, incremental)
+    if incremental:
+        log.warning("not incremental: only runs whose inputs are all rated files build on a parent yet; "
+                    "rebuilding in full")
     futures = [read_source.submit(p, label, cfg) for p, label in zip(inputs, unique_labels([Path(p) for p in inputs]))]
     batch = merge([f.result() for f in futures])
     valid = sum(batch.tables[k].num_rows for k in SOURCE_KINDS)

@@ -42,6 +42,9 @@ def curate(inputs: Annotated[list[Path], typer.Argument(help="JSON, JSONL, .gz o
            dataset: Annotated[str, typer.Option("--dataset", "-d", help="Dataset name")],
            workspace: Workspace = None,
            config: Annotated[Optional[Path], typer.Option("--config", "-c", help="YAML config")] = None,
+           incremental: Annotated[bool, typer.Option(
+               "--incremental", help="Build on the latest version: read only the records it has not seen "
+                                     "(new files, lines appended); rebuilds in full when that is not possible")] = False,
            as_json: AsJson = False):
     """Run the curate flow on INPUTS and commit a new version of the dataset."""
     from pipeline.annotate.registry import AnnotatorConfigError
@@ -57,7 +60,7 @@ def curate(inputs: Annotated[list[Path], typer.Argument(help="JSON, JSONL, .gz o
 
     ws = workspace_dir(workspace)
     try:
-        manifest = curate_flow([str(p) for p in inputs], dataset, str(ws), cfg.run_config())
+        manifest = curate_flow([str(p) for p in inputs], dataset, str(ws), cfg.run_config(), incremental)
     except (NoUsableInput, StoreError) as exc:
         fail(str(exc))
     except (AnnotatorConfigError, ModelError) as exc:

@@ -124,6 +124,7 @@ class ScheduleSpec(Strict):
     timezone: str = "UTC"
     dataset: str = Field(min_length=1)
     inputs: list[str] = Field(min_length=1)  # files or glob patterns, expanded when each run starts
+    incremental: bool = True                 # read only what the latest version has not seen (pipeline/incremental.py)
 
 
 class CurateConfig(Strict):

@@ -39,6 +39,7 @@ from pipeline.config import CurateConfig
 from pipeline.curation import SOURCE_KINDS, code_version, disabled, manifest_facts, miner
 from pipeline.filters import PER_PAIR, RUN_WIDE, RUN_WIDE_COLUMNS, apply_filters
 from pipeline.filters.length_bias import length_bias_of
+from pipeline.filters.prior import Prior, next_index
 from pipeline.ledger import ledger_table
 from pipeline.mixing import mixing_report
 from pipeline.pairs import Candidates, build_pairs, finalize, merge_duplicates
@@ -55,25 +56,28 @@ def streamable(paths: list, cfg: CurateConfig) -> bool:
     return bool(paths) and not cfg.recipes and not cfg.annotate.annotators and all(rated.sniff(Path(p)) for p in paths)
 
 
-def run_key(paths: list, dataset: str, cfg: CurateConfig) -> str:
-    """What makes two runs the same run: dataset, config, code, and each input's path, size and
-    modification time (a file that changed makes a new run, never a resumed one)."""
+def run_key(paths: list, dataset: str, cfg: CurateConfig, base: int | None = None) -> str:
+    """What makes two runs the same run: dataset, config, code, each input's path, size and
+    modification time (a file that changed makes a new run, never a resumed one), and the version
+    an incremental run builds on."""
     files = [(str(Path(p).resolve()), Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in paths]
-    facts = json.dumps([dataset, cfg.digest(), code_version(), files])
+    facts = json.dumps([dataset, cfg.digest(), code_version(), files] + ([base] if base is not None else []))
     return hashlib.sha256(facts.encode()).hexdigest()[:32]
 
 
 class StreamedRun:
     """One streamed run writing into `staging` (a commit_version stage folder)."""
 
-    def __init__(self, staging: Path, cfg: CurateConfig, cache_dir: Path | None):
+    def __init__(self, staging: Path, cfg: CurateConfig, cache_dir: Path | None, prior: Prior | None = None):
         """A staging folder left by a killed run of the same inputs and config is resumed: the
-        blocks it finished (those with a done-marker) are read but not computed again."""
+        blocks it finished (those with a done-marker) are read but not computed again. `prior`:
+        what an incremental run must respect from its parent version."""
         self.staging, self.cfg, self.cache_dir = staging, cfg, cache_dir
+        self.prior = prior or Prior()
+        self.index: pa.Table | None = None  # the version's prompt index (incremental.next_index)
         self.parts = staging / SPILL
         for stale in (p for p in staging.iterdir() if p.name != SPILL):  # outputs of a killed write or commit
-            stale.chmod(0o644)
-            stale.unlink()
+            stale.unlink()  # (never chmod: it may be a hard link to a parent version's file)
         self.parts.mkdir(exist_ok=True)
         self.finished = {int(m.stem.split("-")[1]): json.loads(m.read_text()) for m in self.parts.glob("done-*.json")}
         self.reused = 0
@@ -87,10 +91,13 @@ class StreamedRun:
         self.mine = miner("rated", cfg)
 
     # -- 1. per block ------------------------------------------------------------------------------
-    def add_file(self, path: Path, label: str, progress: Callable[[str], None] = lambda _: None) -> None:
-        start = self.blocks  # blocks are numbered in run order, the same in a resumed run
-        done = {b - start: m["counts"]["records"] for b, m in self.finished.items() if m["file"] == label}
-        for block in rated.rated_blocks(path, label, self.cfg.sources, self.cfg.sources.rated_score, done):
+    def add_file(self, path: Path, label: str, progress: Callable[[str], None] = lambda _: None,
+                 start=None) -> None:
+        """Read, pair and filter a file block by block; `start` (incremental.Start): only the part
+        appended since the parent version."""
+        first = self.blocks  # blocks are numbered in run order, the same in a resumed run
+        done = {b - first: m["counts"]["records"] for b, m in self.finished.items() if m["file"] == label}
+        for block in rated.rated_blocks(path, label, self.cfg.sources, self.cfg.sources.rated_score, done, start):
             b = self.blocks
             marker = self.finished[b] if block is None else self._compute(b, label, block)
             if block is None:  # finished by the killed run: its keys come from its spilled candidates
@@ -137,14 +144,18 @@ class StreamedRun:
         repeated = counts.filter(pc.greater(counts["pair_id_count"], 1))["pair_id"]  # in several blocks
         merged = merge_duplicates(keys)
         del keys  # one copy of the keys at a time (they hold the prompts)
-        alive = np.flatnonzero(merged["alive"].to_numpy(zero_copy_only=False))
+        # a pair the parent version decided is not decided again (filters/prior.py)
+        in_parent = pc.is_in(merged["pair_id"], value_set=self.prior.pair_ids).to_numpy(zero_copy_only=False)
+        alive = np.flatnonzero(merged["alive"].to_numpy(zero_copy_only=False) & ~in_parent)
         run_wide = merged.select(RUN_WIDE_COLUMNS)
         run_wide = Candidates(run_wide if len(alive) == merged.num_rows else run_wide.take(pa.array(alive)))
         columns = {"block": merged["block"], "row": merged["row"], "input_ids": merged["input_ids"],
-                   "spans": pc.is_in(merged["pair_id"], value_set=repeated.combine_chunks())}
+                   "spans": pc.is_in(merged["pair_id"], value_set=repeated.combine_chunks()),
+                   "in_parent": pa.array(in_parent)}
+        self.counts["pairs_in_parent"] = int(in_parent.sum())
         n = merged.num_rows
         del merged
-        self.filter_stats = apply_filters(run_wide, self.cfg.filters, self.cache_dir, RUN_WIDE)
+        self.filter_stats = apply_filters(run_wide, self.cfg.filters, self.cache_dir, RUN_WIDE, self.prior)
         for name, passed, reason in run_wide.log:  # null where the filter did not see the pair
             columns[f"passed:{name}"] = _spread(passed, alive, n, pa.bool_())
             columns[f"reason:{name}"] = _spread(reason, alive, n, pa.string()).dictionary_encode()  # few distinct
@@ -159,6 +170,8 @@ class StreamedRun:
                           **{f"after_{n}": 0 for n in ("tie_rule", *PER_PAIR, *RUN_WIDE)}})
         sides: list[pa.Table] = []
         spanning = [empty("lineage")]  # lineage of pairs merged across blocks: their records' ledger needs it
+        repeats = [empty("unpaired")]   # the same for pairs the parent version already decided
+        kept_prompts: list[pa.ChunkedArray] = []
         block_of = self.decided["block"].to_numpy()
         with _Writer(self.staging / "pairs.parquet", "pairs") as pairs_out, \
                 _Writer(self.staging / "lineage.parquet", "lineage") as lineage_out, \
@@ -175,14 +188,21 @@ class StreamedRun:
             pending: deque = deque()  # a block is compressed and its ledger joined while the next is built
             for b in range(self.blocks):
                 mine = self.decided.filter(pa.array(block_of == b))
+                in_parent = _array(mine["in_parent"])
+                repeated = self._in_parent(mine.filter(in_parent))
+                mine = mine.filter(pc.invert(in_parent))
                 cands = self._final_candidates(b, mine)
                 pairs, lineage = finalize(cands)
+                kept_prompts.append(pairs["prompt_id"])
                 spans = _array(mine["spans"])
                 spanning.append(lineage.filter(spans))
+                repeats.append(_unpaired(repeated.filter(repeated["spans"])))
                 quarantine = self._part("quarantine", b, lambda: empty("quarantine"))
                 ledger_inputs = (self._part("records", b, RECORDS.empty_table), quarantine,
                                  pa.concat_tables([lineage.filter(pc.invert(spans)), *spanning]),
-                                 self._part("unpaired", b, lambda: empty("unpaired")))
+                                 pa.concat_tables([self._part("unpaired", b, lambda: empty("unpaired")),
+                                                   _unpaired(repeated.filter(pc.invert(repeated["spans"]))),
+                                                   *repeats]))
                 pending.append(background.submit(append, pairs, lineage, quarantine, ledger_inputs))
                 while len(pending) > 1:
                     pending.popleft().result()
@@ -195,6 +215,7 @@ class StreamedRun:
             while pending:
                 pending.popleft().result()
         self.decided = None
+        self.index = next_index(self.prior, pa.chunked_array([c for a in kept_prompts for c in a.chunks], pa.string()))
         pq.write_table(empty("signals"), self.staging / "signals.parquet", compression="zstd")
         stats = self._reports(pa.concat_tables(sides) if sides else None)
         _remove_parts(self.parts)
@@ -204,6 +225,8 @@ class StreamedRun:
         source_stats = {k: dict(v) for k, v in self.source_stats.items()}
         if self.reused:  # provenance: this version was finished by a run that resumed a killed one
             stats["resume"] = {"blocks": self.blocks, "reused": self.reused}
+        if self.prior.version is not None:
+            counts["pairs_in_parent"] = self.counts["pairs_in_parent"]
         return manifest_facts(self.cfg, flow_run_id, self.inputs, counts, {**stats, "sources": source_stats})
 
     def _final_candidates(self, b: int, mine: pa.Table) -> Candidates:
@@ -217,6 +240,16 @@ class StreamedRun:
         log += [(name, _array(mine[f"passed:{name}"]), _array(mine[f"reason:{name}"]).cast(pa.string()))
                 for name in RUN_WIDE if f"passed:{name}" in mine.column_names]
         return Candidates(table, log)
+
+    def _in_parent(self, rows: pa.Table) -> pa.Table:
+        """Unpaired rows (plus `spans`) for the records of pairs the parent version already decided:
+        they are accounted as filtered, naming the parent."""
+        ids = rows["input_ids"].combine_chunks()
+        flat = pc.list_flatten(ids)
+        return pa.table({"record_id": flat,
+                         "reason": pa.array(np.full(len(flat), f"pair_exists: its pair is already in the "
+                                                               f"{self.prior.where}", dtype=object), pa.string()),
+                         "spans": _array(rows["spans"]).take(pc.list_parent_indices(ids))})
 
     def _spilled(self, b: int) -> Candidates:
         """Block b's candidate pairs with their per-pair decisions, as phase 1 spilled them."""
@@ -293,6 +326,10 @@ def _keys(cands: Candidates, b: int) -> pa.Table:
     return cands.table.select(["input_ids", *RUN_WIDE_COLUMNS]).append_column(
         "block", pa.array(np.full(n, b, np.int32))).append_column(
         "row", pa.array(np.arange(n, dtype=np.int64))).append_column("alive", pa.array(cands.kept))
+
+
+def _unpaired(rows: pa.Table) -> pa.Table:
+    return conform("unpaired", rows.drop_columns(["spans"]))
 
 
 def _no_candidates() -> Candidates:

@@ -7,6 +7,7 @@ from pathlib import Path
 from pipeline.config import FiltersConfig
 from pipeline.filters.dedup import dedup_prompts
 from pipeline.filters.per_prompt import cap_per_prompt
+from pipeline.filters.prior import Prior
 from pipeline.filters.quality import margin_threshold, quality_guard
 from pipeline.filters.side_distance import side_distance
 from pipeline.pairs import Candidates
@@ -21,14 +22,15 @@ RUN_WIDE_COLUMNS = list(dict.fromkeys(c for name in RUN_WIDE for c in COLUMNS[na
 
 
 def apply_filters(cands: Candidates, cfg: FiltersConfig, cache_dir: Path | None = None,
-                  names: tuple[str, ...] = PER_PAIR + RUN_WIDE) -> dict:
-    """Run the filters `names` in order; returns stats (e.g. embedding cache hits) for the manifest."""
+                  names: tuple[str, ...] = PER_PAIR + RUN_WIDE, prior: Prior | None = None) -> dict:
+    """Run the filters `names` in order; returns stats (e.g. embedding cache hits) for the manifest.
+    `prior` is what the run-wide filters must respect from a parent version (filters/prior.py)."""
     stats: dict = {}
     run = {"quality": lambda t: quality_guard(t, cfg.quality),
            "side_distance": lambda t: side_distance(t, cfg.min_side_distance),
            "margin": lambda t: margin_threshold(t, cfg.min_margin),
-           "prompt_dedup": lambda t: dedup_prompts(t, cfg.dedup, cache_dir, stats),
-           "per_prompt_cap": lambda t: cap_per_prompt(t, cfg.per_prompt_cap)}
+           "prompt_dedup": lambda t: dedup_prompts(t, cfg.dedup, cache_dir, stats, prior),
+           "per_prompt_cap": lambda t: cap_per_prompt(t, cfg.per_prompt_cap, prior)}
     for name in (n for n in COLUMNS if n in names):
         alive, idx = cands.alive(COLUMNS[name])  # each filter gets the columns it reads, not a copy of all
         passed, reason = run[name](alive)

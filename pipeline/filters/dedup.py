@@ -1,7 +1,9 @@
 """Prompt near-duplicates, exact (same text after case/space/punctuation normalization) and
 semantic (cosine of sentence embeddings >= threshold). Prompts linked either way form a group
 (connected components); the prompt with the most pairs represents it and keeps its pairs, the
-others' pairs are dropped with the representative named. Never drops a whole group."""
+others' pairs are dropped with the representative named. Never drops a whole group. In an
+incremental run the parent's kept prompts join the groups and represent any group they are in
+(filters/prior.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,7 +16,8 @@ from scipy.sparse.csgraph import connected_components
 
 from pipeline.columns import sorted_unique
 from pipeline.config import DedupConfig
-from pipeline.hashing import messages_text
+from pipeline.filters.prior import Prior
+from pipeline.hashing import messages_text, sha256_hex
 
 
 def exact_key(prompt_text: pa.Array) -> pa.Array:
@@ -37,20 +40,24 @@ def similar_pairs(vectors: np.ndarray, threshold: float, block: int = 2048) -> t
 
 
 def dedup_prompts(table: pa.Table, cfg: DedupConfig, cache_dir: Path | None,
-                  stats: dict) -> tuple[np.ndarray, np.ndarray]:
+                  stats: dict, prior: Prior | None = None) -> tuple[np.ndarray, np.ndarray]:
     n = table.num_rows
     if n == 0 or not (cfg.exact or cfg.semantic):
         return np.ones(n, bool), np.full(n, "prompt dedup disabled", dtype=object)
     uniq, first, inverse, counts = sorted_unique(table["prompt_id"])
     texts = messages_text(table["prompt"].take(pa.array(first)), with_roles=False)
+    keys = sha256_hex(exact_key(texts)) if cfg.exact else pa.nulls(len(uniq), pa.string())
+    if prior is not None:
+        prior.seen = pa.table({"prompt_id": pa.array(uniq, pa.string()), "key": keys})
+    nodes, texts, keys, parental = _with_parent(uniq, texts, keys, cfg, prior)
     links_i, links_j, how = [np.zeros(0, int)], [np.zeros(0, int)], {}
     if cfg.exact:
-        _, _, key_group, _ = sorted_unique(exact_key(texts))
+        _, _, key_group, _ = sorted_unique(keys)
         order = np.argsort(key_group, kind="stable")
         same = key_group[order][1:] == key_group[order][:-1]
         links_i.append(order[:-1][same])
         links_j.append(order[1:][same])
-    if cfg.semantic and len(uniq) > 1:
+    if cfg.semantic and len(nodes) > 1:
         vectors, cache_stats = _embed(texts.to_pylist(), cfg.model, cache_dir)
         stats["embedding_cache"] = cache_stats
         i, j = similar_pairs(vectors, cfg.threshold)
@@ -58,25 +65,47 @@ def dedup_prompts(table: pa.Table, cfg: DedupConfig, cache_dir: Path | None,
         links_j.append(j)
         how.update({(a, b): float(vectors[a] @ vectors[b]) for a, b in zip(i, j)})
     i, j = np.concatenate(links_i), np.concatenate(links_j)
-    graph = coo_matrix((np.ones(len(i)), (i, j)), shape=(len(uniq), len(uniq)))
+    graph = coo_matrix((np.ones(len(i)), (i, j)), shape=(len(nodes), len(nodes)))
     n_groups, group = connected_components(graph, directed=False)
-    # representative: most pairs, then smallest prompt_id (uniq is sorted) for determinism
-    order = np.lexsort((np.arange(len(uniq)), -counts))
+    # representative: a prompt the parent version kept, then most pairs, then smallest prompt_id
+    # (uniq is sorted) for determinism
+    pairs = np.r_[counts, np.zeros(len(nodes) - len(uniq), int)]
+    order = np.lexsort((np.arange(len(nodes)), -pairs, ~parental))
     seen, first_in_order = np.unique(group[order], return_index=True)
     rep = np.empty(n_groups, dtype=np.int64)
     rep[seen] = order[first_in_order]
-    stats["prompt_groups"] = {"prompts": int(len(uniq)), "groups": int(n_groups),
-                              "duplicate_prompts": int(len(uniq) - n_groups)}
-    prompt_rep = rep[group]
-    passed = prompt_rep[inverse] == inverse
+    stats["prompt_groups"] = {"prompts": int(len(uniq)), "groups": int(len(np.unique(group[:len(uniq)]))),
+                              "duplicate_prompts": int(len(uniq) - len(np.unique(group[:len(uniq)])))}
+    prompt_rep = rep[group[:len(uniq)]]
+    keeps = (prompt_rep == np.arange(len(uniq))) | parental[:len(uniq)]  # a prompt the parent kept stays kept
     # reasons per prompt (not per pair): only duplicate prompts need a sentence of their own
     prompt_reason = np.full(len(uniq), "representative of its prompt group", dtype=object)
-    for p in np.flatnonzero(prompt_rep != np.arange(len(uniq))):
+    prompt_reason[parental[:len(uniq)]] = f"kept in the {prior.where}" if prior is not None else ""
+    for p in np.flatnonzero(~keeps):
         r = prompt_rep[p]
         link = how.get((min(p, r), max(p, r)))
         detail = f"cosine {link:.3f}" if link is not None else "same normalized text or linked via the group"
-        prompt_reason[p] = f"near-duplicate of prompt {uniq[r][:12]} ({detail})"
-    return passed, prompt_reason[inverse]
+        where = f" in the {prior.where}" if parental[r] else ""
+        prompt_reason[p] = f"near-duplicate of prompt {nodes[r][:12]}{where} ({detail})"
+    return keeps[inverse], prompt_reason[inverse]
+
+
+def _with_parent(uniq: np.ndarray, texts: pa.Array, keys: pa.Array, cfg: DedupConfig, prior: Prior | None):
+    """The run's prompts followed by the parent's kept prompts they may duplicate (all of them for
+    semantic dedup, those with one of the run's keys for exact), and which nodes the parent kept."""
+    parent = prior.prompts if prior is not None else None
+    if parent is None or not parent.num_rows:
+        return uniq, texts, keys, np.zeros(len(uniq), bool)
+    ids = pa.array(uniq, pa.string())
+    in_parent = pc.is_in(ids, value_set=parent["prompt_id"]).to_numpy(zero_copy_only=False)
+    if not cfg.semantic:
+        parent = parent.filter(pc.is_in(parent["key"], value_set=keys))
+    extra = parent.filter(pc.invert(pc.is_in(parent["prompt_id"], value_set=ids)))
+    nodes = np.r_[uniq, extra["prompt_id"].to_numpy(zero_copy_only=False)]
+    if cfg.semantic and extra.num_rows:
+        texts = pa.concat_arrays([texts, prior.texts(extra["prompt_id"].combine_chunks())])
+    keys = pa.concat_arrays([keys, extra["key"].combine_chunks()])
+    return nodes, texts, keys, np.r_[in_parent, np.ones(extra.num_rows, bool)]
 
 
 def _embed(texts: list[str], model: str, cache_dir: Path | None):

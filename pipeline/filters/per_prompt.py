@@ -1,4 +1,5 @@
-"""Per-prompt cap: no prompt contributes more than `cap` pairs (highest margin, then weight)."""
+"""Per-prompt cap: no prompt contributes more than `cap` pairs (highest margin, then weight). In an
+incremental run the pairs the parent version kept for a prompt take their places first."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,9 +7,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.columns import sorted_unique
+from pipeline.filters.prior import Prior
 
 
-def cap_per_prompt(table: pa.Table, cap: int) -> tuple[np.ndarray, np.ndarray]:
+def cap_per_prompt(table: pa.Table, cap: int, prior: Prior | None = None) -> tuple[np.ndarray, np.ndarray]:
     n = table.num_rows
     if n == 0:
         return np.zeros(0, bool), np.zeros(0, object)
@@ -21,6 +23,9 @@ def cap_per_prompt(table: pa.Table, cap: int) -> tuple[np.ndarray, np.ndarray]:
     group_start = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n) - group_start + 1
+    if prior is not None and prior.prompts.num_rows:  # places the parent's kept pairs already take
+        at = pc.index_in(table["prompt_id"], value_set=prior.prompts["prompt_id"])
+        rank += pc.fill_null(pc.take(prior.prompts["pairs"], at), 0).to_numpy(zero_copy_only=False)
     passed = rank <= cap
     reason = pc.binary_join_element_wise(
         "rank ", pc.cast(pa.array(rank), pa.string()),

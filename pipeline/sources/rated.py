@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -58,8 +59,8 @@ class _Hashing(io.RawIOBase):
     """A file read once: its bytes are hashed on their way to the reader (gzip or lines), so the
     manifest's fingerprint costs no second pass over the file."""
 
-    def __init__(self, raw):
-        self.raw, self.digest, self.size = raw, hashlib.sha256(), 0
+    def __init__(self, raw, digest=None, size: int = 0):  # digest, size: of a prefix hashed already
+        self.raw, self.digest, self.size = raw, digest or hashlib.sha256(), size
 
     def readable(self) -> bool:
         return True
@@ -71,11 +72,11 @@ class _Hashing(io.RawIOBase):
         return n
 
 
-def line_blocks(stream, block_bytes: int) -> Iterator[tuple[int, pa.Array]]:
+def line_blocks(stream, block_bytes: int, first: int = 1) -> Iterator[tuple[int, pa.Array]]:
     """(number of the block's first line, its lines as a binary array), for every block of lines
-    of a binary stream. Each block is read straight into a fresh buffer after the previous block's
-    unfinished line."""
-    first, carry = 1, b""
+    of a binary stream whose first line is number `first`. Each block is read straight into a
+    fresh buffer after the previous block's unfinished line."""
+    carry = b""
     while True:
         buf = bytearray(len(carry) + block_bytes)
         buf[:len(carry)] = carry
@@ -109,13 +110,14 @@ def read_rated(path, label: str, cfg: SourcesConfig, score_field: str = "fine-gr
 
 
 def rated_blocks(path, label: str, cfg: SourcesConfig, score_field: str = "fine-grained_score",
-                 done: dict[int, int] | None = None) -> Iterator[SourceBatch | None]:
+                 done: dict[int, int] | None = None, start=None) -> Iterator[SourceBatch | None]:
     """A rated file as one SourceBatch per block of lines (PII already scrubbed), so a caller can
     work block by block in bounded memory. The last batch carries the file's `inputs` entry (its
     fingerprint and record count) and, when the file could not be read to the end, the
     `unreadable_file` quarantine row; `merge` of all of them is the whole file. `done` maps the
     blocks a resumed caller already has (by index in the file) to their record counts: those are
-    read and hashed but not parsed, and yield None."""
+    read and hashed but not parsed, and yield None. `start` (incremental.Start) reads an appended
+    file from where its previous version ended; the `inputs` entry still covers the whole file."""
     done = done or {}
     if score_field not in SCORE_FIELDS:
         raise ValueError(f"score_field must be one of {SCORE_FIELDS}, got {score_field!r}")
@@ -140,11 +142,13 @@ def rated_blocks(path, label: str, cfg: SourcesConfig, score_field: str = "fine-
     read, tail = 0, []
     try:
         with path.open("rb") as raw:
+            mtime_ns = os.fstat(raw.fileno()).st_mtime_ns
             gz = raw.read(2) == GZIP_MAGIC
-            raw.seek(0)
-            hashing = _Hashing(raw)
+            raw.seek(start.offset if start else 0)
+            hashing = _Hashing(raw, *((start.digest, start.offset) if start else ()))
             stream = gzip.GzipFile(fileobj=hashing) if gz else io.BufferedReader(hashing)
-            blocks = ((i, first, lines) for i, (first, lines) in enumerate(line_blocks(stream, cfg.rated_block_bytes)))
+            numbered = line_blocks(stream, cfg.rated_block_bytes, start.line if start else 1)
+            blocks = ((i, first, lines) for i, (first, lines) in enumerate(numbered))
             for i, batch in enumerate(_ahead(blocks, parse)):
                 read += done[i] if batch is None else batch.records.num_rows
                 yield batch
@@ -154,12 +158,14 @@ def rated_blocks(path, label: str, cfg: SourcesConfig, score_field: str = "fine-
         tail.append(quarantine_row(f"{label}:0", source, 0, "unreadable_file",
                                    f"{source}: {readers.describe(exc)}{suffix}", None))
         sha256, size = _fingerprint_or_none(path)
+        mtime_ns = None
     records = pa.table({"record_id": [r["record_id"] for r in tail], "source_file": [source] * len(tail),
                         "line": [0] * len(tail)}, schema=RECORDS)
     yield SourceBatch(tables={name: empty_table(name) for name in TABLES}, quarantine=from_rows("quarantine", tail),
                       records=records, stats={},
                       inputs=[{"path": source, "label": label, "sha256": sha256, "bytes": size,
-                               "records": read + len(tail)}])
+                               "records": (start.records if start else 0) + read + len(tail),
+                               "mtime_ns": mtime_ns}])
 
 
 def _ahead(blocks: Iterator[tuple], parse) -> Iterator:

@@ -87,26 +87,28 @@ def _view_sql(ws: Path, view: str, filename: str) -> str:
         typed = ", ".join(f'CAST(NULL AS {_sql_type(f.type)}) AS "{f.name}"' for f in columns)
         return (f"CREATE OR REPLACE VIEW {view} AS SELECT CAST(NULL AS VARCHAR) AS dataset, "
                 f"CAST(NULL AS BIGINT) AS version, {typed} WHERE false")
-    pattern = sql_literal(str(datasets_dir(ws) / "*" / "v*" / filename))
-    regex = sql_literal(PATH_RE)
-    names = ", ".join(f'"{f.name}"' for f in columns)
+    # a table's parts: TABLE.parquet, TABLE.1.parquet, ... (version.parquet is always one file)
+    stem = filename.removesuffix(".parquet")
+    glob_name, part = (filename, "") if view == "versions" else (f"{stem}*.parquet", r"(\.[0-9]+)?")
+    file_re = PATH_RE.replace("[^/]+$", stem + part + r"\.parquet$")
+    pattern = sql_literal(str(datasets_dir(ws) / "*" / "v*" / glob_name))
+    regex, names = sql_literal(PATH_RE), ", ".join(f'"{f.name}"' for f in columns)
     return (f"CREATE OR REPLACE VIEW {view} AS SELECT regexp_extract(filename, {regex}, 1) AS dataset, "
             f"CAST(regexp_extract(filename, {regex}, 2) AS BIGINT) AS version, {names} "
             f"FROM read_parquet({pattern}, filename = true, union_by_name = true, hive_partitioning = false) "
-            f"WHERE regexp_matches(filename, {regex}) AND {_all_present(ws, filename)}")
+            f"WHERE regexp_matches(filename, {sql_literal(file_re)}) AND {_all_present(ws, pattern, file_re)}")
 
 
-def _all_present(ws: Path, filename: str) -> str:
-    """A condition that raises (DuckDB's error()) when a committed version folder lacks
-    `filename`: a damaged version makes a read fail instead of silently dropping out of it. A
-    truncated or unreadable file fails in read_parquet itself."""
-    folders = lambda name: sql_literal(str(datasets_dir(ws) / "*" / "v*" / name))  # noqa: E731
-    message = sql_literal(f"damaged version: {filename} is missing from ")
-    hint = sql_literal(" (run `prefmill verify`)")
-    return (f"(SELECT CASE WHEN count(*) > 0 THEN error({message} || string_agg(dir, ', ') || {hint}) END "
-            f"FROM (SELECT parse_dirpath(file) AS dir FROM glob({folders(MANIFEST_FILE)}) "
-            f"WHERE regexp_matches(file, {sql_literal(PATH_RE)}) "
-            f"EXCEPT SELECT parse_dirpath(file) FROM glob({folders(filename)}))) IS NULL")
+def _all_present(ws: Path, pattern: str, file_re: str) -> str:
+    """A condition that raises (DuckDB's error()) when a file that a committed version's manifest
+    lists for this view is missing from its folder: a damaged version makes a read fail instead of
+    silently dropping out of it. A truncated or unreadable file fails in read_parquet itself."""
+    manifests = sql_literal(str(datasets_dir(ws) / "*" / "v*" / MANIFEST_FILE))
+    message, hint = sql_literal("damaged version: missing "), sql_literal(" (run `prefmill verify`)")
+    return (f"(SELECT CASE WHEN count(*) > 0 THEN error({message} || string_agg(f, ', ') || {hint}) END FROM ("
+            f"SELECT parse_dirpath(filename) || '/' || unnest(json_keys(json, '$.files')) AS f "
+            f"FROM read_json_objects({manifests}, filename = true) WHERE regexp_matches(filename, {sql_literal(PATH_RE)}) "
+            f"EXCEPT SELECT file FROM glob({pattern})) WHERE regexp_matches(f, {sql_literal(file_re)})) IS NULL")
 
 
 def refresh_catalog(workspace) -> Path:

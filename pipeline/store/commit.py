@@ -20,7 +20,8 @@ from pipeline.schema import SchemaError, conform, empty, schema
 from pipeline.store import manifest as mf
 from pipeline.store.catalog import refresh_catalog_quietly
 from pipeline.store.layout import (MANIFEST_FILE, REQUIRED_TABLES, TABLES, TMP_PREFIX, VERSION_FILE, StoreError,
-                                   check_name, dataset_dir, latest_version, workspace_path)
+                                   check_name, dataset_dir, latest_version, part_name, table_files,
+                                   version_dir, workspace_path)
 from pipeline.store.verify import file_facts
 from pipeline.store.versions import read_manifest
 
@@ -84,13 +85,14 @@ def _write_manifest_files(tmp: Path, manifest: dict) -> dict:
     return manifest
 
 
-def _publish(ddir: Path, tmp: Path, workspace: Path, dataset: str, manifest: dict) -> dict:
-    """Rename tmp to the next free vN; on a lost race, renumber and retry."""
+def _publish(ddir: Path, tmp: Path, workspace: Path, dataset: str, manifest: dict, base: int | None = None) -> dict:
+    """Rename tmp to the next free vN; on a lost race, renumber and retry. The parent is `base`
+    when given (what an incremental version was built on), else the latest version."""
     number = 0
     for _ in range(MAX_RENAME_ATTEMPTS):
         latest = latest_version(workspace, dataset) or 0
         number = max(number + 1, latest + 1)
-        final = mf.stamp(manifest, number, latest or None)
+        final = mf.stamp(manifest, number, base if base is not None else latest or None)
         final = _write_manifest_files(tmp, final)
         try:
             os.rename(tmp, ddir / f"v{number}")
@@ -168,10 +170,15 @@ def committed_run(workspace: Path, dataset: str, run_key: str) -> dict | None:
     return manifest if manifest.get("run_key") == run_key else None
 
 
-def commit_staged(workspace: Path, dataset: str, tmp: Path, manifest: dict) -> dict:
+def commit_staged(workspace: Path, dataset: str, tmp: Path, manifest: dict, base: int | None = None) -> dict:
     """Publish a staged folder holding `TABLE.parquet` for every table (written in pieces by the
     streamed path): each file's schema is checked against its contract, pair ids must be unique
-    and the ledger must balance, as for commit_version. The folder is discarded on refusal."""
+    and the ledger must balance, as for commit_version. The folder is discarded on refusal.
+
+    With `base` (an incremental run) the staged files hold only the run's new rows: each becomes
+    the next part of its table after version `base`'s parts, which are hard-linked in unchanged
+    (no copy, no rehash; the base's ledger was checked at its commit), and the new version's
+    parent is `base`."""
     try:
         for name in TABLES:
             path = tmp / f"{name}.parquet"
@@ -180,28 +187,66 @@ def commit_staged(workspace: Path, dataset: str, tmp: Path, manifest: dict) -> d
             found, want = pq.read_schema(path).remove_metadata(), schema(name)
             if not found.equals(want):
                 raise StoreError(f"{path.name} does not match schemas/{name}.yaml: {found} != {want}")
-        pair_ids = pq.read_table(tmp / "pairs.parquet", columns=["pair_id"])["pair_id"]
+        known = _carry_parts(workspace, dataset, tmp, base) if base is not None else {}
+        pair_ids = pa.chunked_array([pq.read_table(p, columns=["pair_id"])["pair_id"].combine_chunks()
+                                     for p in table_files(tmp, "pairs")], pa.string())
         duplicates = len(pair_ids) - pc.count_distinct(pair_ids).as_py()
         if duplicates:
             raise StoreError(f"pairs: {duplicates} duplicate pair_id value(s); pair_id is the key of a version")
-        ledger = pq.read_table(tmp / "ledger.parquet", columns=["status", "reason"])
+        ledger = pa.concat_tables([pq.read_table(p, columns=["status", "reason"])
+                                   for p in table_files(tmp, "ledger") if p.name not in known]
+                                  or [empty("ledger").select(["status", "reason"])])
+        if base is not None:
+            new_pairs = len(pair_ids) - sum(f["rows"] for n, f in known.items() if n.startswith("pairs"))
+            parent = read_manifest(workspace, f"{dataset}@{base}")["ledger"]
+            manifest = {**manifest, "ledger": mf.add_ledgers(parent, mf.ledger_from_table(ledger, new_pairs))}
+            ledger = None
         prepared = mf.prepare(dataset, manifest, len(pair_ids), ledger)
         del ledger, pair_ids
-        return _seal_and_publish(workspace, dataset, tmp, prepared)
+        return _seal_and_publish(workspace, dataset, tmp, prepared, known, base)
     except BaseException:
         discard(tmp)
         raise
 
 
-def _seal_and_publish(workspace: Path, dataset: str, tmp: Path, prepared: dict) -> dict:
-    """fsync and freeze the data files, record their facts, then publish."""
-    ws = workspace_path(workspace)
+def _carry_parts(workspace: Path, dataset: str, tmp: Path, base: int) -> dict[str, dict]:
+    """Hard-link version `base`'s table files into `tmp` and rename each staged file to its
+    table's next part (an empty one is dropped). Returns the carried files' facts, from the base's
+    manifest."""
+    base_dir = version_dir(workspace_path(workspace), dataset, base)
+    facts = read_manifest(workspace, f"{dataset}@{base}")["files"]
+    known = {}
     for name in TABLES:
-        path = tmp / f"{name}.parquet"
-        _fsync(path)
-        prepared["files"][path.name] = file_facts(path, pq.ParquetFile(path).metadata.num_rows)
-        os.chmod(path, READ_ONLY)
-    final = _publish(dataset_dir(ws, dataset), tmp, ws, dataset, prepared)
+        parts = table_files(base_dir, name)
+        staged = tmp / f"{name}.parquet"
+        if pq.ParquetFile(staged).metadata.num_rows:
+            staged.rename(tmp / part_name(name, len(parts)))
+        else:
+            staged.unlink()
+        for part in parts:
+            try:
+                os.link(part, tmp / part.name)
+            except OSError:  # a file system without hard links: copy (the files are immutable either way)
+                shutil.copy2(part, tmp / part.name)
+            known[part.name] = facts[part.name]
+    return known
+
+
+def _seal_and_publish(workspace: Path, dataset: str, tmp: Path, prepared: dict, known: dict | None = None,
+                      base: int | None = None) -> dict:
+    """fsync and freeze the data files, record their facts (`known` ones are a parent's, carried
+    unchanged), then publish."""
+    ws = workspace_path(workspace)
+    known = known or {}
+    for name in TABLES:
+        for path in table_files(tmp, name):
+            if path.name in known:
+                prepared["files"][path.name] = known[path.name]
+                continue
+            _fsync(path)
+            prepared["files"][path.name] = file_facts(path, pq.ParquetFile(path).metadata.num_rows)
+            os.chmod(path, READ_ONLY)
+    final = _publish(dataset_dir(ws, dataset), tmp, ws, dataset, prepared, base)
     _unlock(tmp)
     refresh_catalog_quietly(ws)
     return final

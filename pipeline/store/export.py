@@ -18,22 +18,24 @@ import duckdb
 import pyarrow as pa
 import yaml
 
-from pipeline.store.layout import StoreError, resolve_ref, sql_literal
+from pipeline.store.layout import PART_RE, StoreError, resolve_ref, sql_literal, table_files
 from pipeline.store.manifest import LEDGER_KEYS
 from pipeline.store.verify import verify_version
 from pipeline.store.versions import read_manifest
 
-PAIRS = "read_parquet({path}, file_row_number = true, hive_partitioning = false)"
+# the version's pair files in order (an incremental version has several parts), `ord` numbering their rows
+PAIRS = ("(SELECT *, row_number() OVER (ORDER BY file_index, file_row_number) AS ord "
+         "FROM read_parquet({paths}, file_row_number = true, hive_partitioning = false))")
 LAST_USER = "coalesce(list_filter(prompt, lambda m: m.role = 'user')[-1].content, prompt[-1].content, '')"
 FORMATS = {
-    "trl": "SELECT prompt, chosen, rejected FROM {src} ORDER BY file_row_number",
+    "trl": "SELECT prompt, chosen, rejected FROM {src} ORDER BY ord",
     "ultrafeedback": f"SELECT {LAST_USER} AS prompt, prompt_id, list_concat(prompt, chosen) AS chosen, "
                      "list_concat(prompt, rejected) AS rejected, list_concat(prompt, chosen) AS messages, "
-                     "score_chosen, score_rejected FROM {src} ORDER BY file_row_number",
+                     "score_chosen, score_rejected FROM {src} ORDER BY ord",
     "kto": "WITH sides AS ("
-           " SELECT prompt, chosen AS completion, true AS label, file_row_number AS ord, 0 AS side FROM {src}"
+           " SELECT prompt, chosen AS completion, true AS label, ord, 0 AS side FROM {src}"
            " UNION ALL"
-           " SELECT prompt, rejected AS completion, false AS label, file_row_number AS ord, 1 AS side FROM {src})"
+           " SELECT prompt, rejected AS completion, false AS label, ord, 1 AS side FROM {src})"
            " SELECT prompt, completion, label FROM sides"
            " QUALIFY row_number() OVER (PARTITION BY prompt, completion, label ORDER BY ord, side) = 1"
            " ORDER BY ord, side",
@@ -50,16 +52,16 @@ DESCRIPTIONS = {
 }
 
 
-def format_table(pairs_path: Path, fmt: str) -> pa.Table:
-    """The rows of `pairs_path` in export format `fmt`, computed in DuckDB."""
+def format_table(pairs_paths: list[Path], fmt: str) -> pa.Table:
+    """The rows of the pair files `pairs_paths` in export format `fmt`, computed in DuckDB."""
     if fmt not in FORMATS:
         raise StoreError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
-    sql = FORMATS[fmt].format(src=PAIRS.format(path=sql_literal(str(pairs_path))))
+    sql = FORMATS[fmt].format(src=PAIRS.format(paths="[" + ", ".join(sql_literal(str(p)) for p in pairs_paths) + "]"))
     with duckdb.connect() as con:
         try:
             return con.sql(sql).to_arrow_table()
         except duckdb.Error as exc:
-            raise StoreError(f"cannot read {pairs_path}: {exc} (run verify)") from exc
+            raise StoreError(f"cannot read {', '.join(map(str, pairs_paths))}: {exc} (run verify)") from exc
 
 
 def dataset_card(manifest: dict, fmt: str, rows: int, columns: list[str]) -> str:
@@ -69,6 +71,10 @@ def dataset_card(manifest: dict, fmt: str, rows: int, columns: list[str]) -> str
              "prefmill": {"dataset": name, "version": version, "format": fmt,
                           "config_hash": manifest.get("config_hash"), "code_version": manifest.get("code_version"),
                           "pairs_sha256": manifest.get("files", {}).get("pairs.parquet", {}).get("sha256")}}
+    parts = sorted((n for n in manifest.get("files", {}) if (m := PART_RE.fullmatch(n)) and m.group(1) == "pairs"),
+                   key=lambda n: int(PART_RE.fullmatch(n).group(2) or 0))
+    if len(parts) > 1:  # an incremental version: its pairs are in several files
+        front["prefmill"]["pairs_parts_sha256"] = [manifest["files"][n]["sha256"] for n in parts]
     ledger = manifest.get("ledger", {})
     ledger_rows = "\n".join(f"| {k} | {ledger.get(k)} |"
                              for k in LEDGER_KEYS)
@@ -130,7 +136,7 @@ def export_version(workspace, ref, to: Path, fmt: str = "trl", push_to_hub: str 
     if problems:
         raise StoreError(f"{concrete} does not verify; not exporting it: " + "; ".join(problems))
     manifest = read_manifest(workspace, concrete)
-    table = format_table(vdir / "pairs.parquet", fmt)
+    table = format_table(table_files(vdir, "pairs"), fmt)
     if not table.num_rows:  # datasets 5.x also writes zero-row folders that load_from_disk cannot read
         raise StoreError(f"{concrete} has no pairs; nothing to export")
     to = Path(to).expanduser().resolve()

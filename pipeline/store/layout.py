@@ -2,6 +2,9 @@
 
     WORKSPACE/catalog.duckdb
     WORKSPACE/datasets/NAME/vN/{pairs,lineage,quarantine,ledger,signals,version}.parquet + manifest.json
+    WORKSPACE/datasets/NAME/vN/TABLE.K.parquet   more parts of a table (K = 1, 2, ...): an
+                                                 incremental version shares its parent's parts
+                                                 (hard links) and adds one
     WORKSPACE/datasets/NAME/.tmp-<uuid>/   a commit in progress (never listed, never read)
 """
 from __future__ import annotations
@@ -16,12 +19,23 @@ VERSION_FILE = "version.parquet"
 MANIFEST_FILE = "manifest.json"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 VERSION_DIR_RE = re.compile(r"v([1-9][0-9]*)")
+PART_RE = re.compile(r"([a-z]+)(?:\.([1-9][0-9]*))?\.parquet")  # TABLE.parquet, TABLE.K.parquet
 TMP_PREFIX = ".tmp-"
 PAGE_FILE = "index.html"  # a dashboard's page inside its folder
 
 
 class StoreError(Exception):
     """A user-facing store failure; the message says what is wrong and what to do."""
+
+
+def part_name(table: str, k: int) -> str:
+    return f"{table}.parquet" if k == 0 else f"{table}.{k}.parquet"
+
+
+def table_files(vdir: Path, table: str) -> list[Path]:
+    """The files holding `table` in a version folder, in order (usually just TABLE.parquet)."""
+    found = ((PART_RE.fullmatch(p.name), p) for p in Path(vdir).glob(f"{table}*.parquet"))
+    return [p for _, p in sorted((int(m.group(2) or 0), p) for m, p in found if m and m.group(1) == table)]
 
 
 def check_name(dataset: str) -> str:

@@ -65,6 +65,17 @@ def ledger_from_table(ledger: pa.Table, pairs_rows: int) -> dict:
             "quarantine_reasons": _reasons(ledger, "quarantined")}
 
 
+def add_ledgers(a: dict, b: dict) -> dict:
+    """The ledger summary of two disjoint sets of records (a parent version and an increment)."""
+    out = {k: a[k] + b[k] for k in LEDGER_KEYS}
+    for key in ("filtered_reasons", "quarantine_reasons"):
+        total = dict(a.get(key, {}))
+        for reason, n in b.get(key, {}).items():
+            total[reason] = total.get(reason, 0) + n
+        out[key] = dict(sorted(total.items(), key=lambda kv: -kv[1]))
+    return out
+
+
 def ledger_problems(summary: dict, ledger: pa.Table | None, pairs_rows: int | None) -> list[str]:
     """Why a ledger does not balance; [] when it does. Shared by commit (refuse) and verify (report)."""
     if not isinstance(summary, dict):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from pipeline.hashing import file_sha256
-from pipeline.store.layout import MANIFEST_FILE, resolve_ref
+from pipeline.store.layout import MANIFEST_FILE, PART_RE, resolve_ref
 from pipeline.store.manifest import ledger_problems
 
 
@@ -66,6 +66,7 @@ def verify_version(workspace, ref) -> list[str]:
     if not isinstance(ledger, dict):
         problems.append(f"{concrete}: manifest has no ledger")
     else:
-        pairs_rows = files.get("pairs.parquet", {}).get("rows")
+        parts = [f.get("rows") for n, f in files.items() if (m := PART_RE.fullmatch(n)) and m.group(1) == "pairs"]
+        pairs_rows = sum(parts) if parts and all(isinstance(r, int) for r in parts) else None
         problems += [f"{concrete}: {p}" for p in ledger_problems(ledger, None, pairs_rows)]
     return problems
