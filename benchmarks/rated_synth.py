@@ -45,15 +45,16 @@ def record(i: int, seed: int = 0) -> dict:
             "models": [c["model"] for c in completions], "completions": completions}
 
 
-def write(path: Path, n: int, seed: int = 0) -> Path:
-    """Write (once) N records to `path` (JSONL); an existing file of the same N is reused."""
+def write(path: Path, n: int, seed: int = 0, start: int = 0) -> Path:
+    """Write (once) records start .. start + N - 1 to `path` (JSONL); an existing file of the same
+    N is reused."""
     path = Path(path)
     if path.exists() and sum(1 for _ in path.open("rb")) == n:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", encoding="utf-8") as f:
-        for i in range(n):
+        for i in range(start, start + n):
             f.write(json.dumps(record(i, seed)) + "\n")
     tmp.replace(path)
     return path
