@@ -143,7 +143,7 @@ def curate_streamed(inputs: list[str], dataset: str, ws: Path, cfg: CurateConfig
         discard(staging)
         raise
     committed = commit_staged_task(ws, dataset, staging, manifest, todo.base)
-    increments.save_index(ws, dataset, committed["version"], run.index)
+    increments.save_index(ws, dataset, committed["version"], todo.prior, run.index)
     log.info("ledger: %s", {k: committed["ledger"][k] for k in LEDGER_KEYS})
     publish(ws, committed, cfg.dashboard.enabled)
     return committed

@@ -15,6 +15,9 @@ The parent's decisions are final (filters/prior.py); a full rebuild re-decides e
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,7 +102,8 @@ def plan(workspace, dataset: str, paths: list[str], labels: list[str], cfg: Cura
         else:
             out.read.append((path, label, decision))
     out.carried += [e for k, e in entries.items() if k not in current]  # no longer an input: its rows stay
-    out.prior = load_prior(workspace, dataset, base, cfg)
+    if out.read:  # nothing new: no run, so nothing to load
+        out.prior = load_prior(workspace, dataset, base, cfg)
     return out
 
 
@@ -142,17 +146,18 @@ def _hash_prefix(path: Path, size: int):
 
 
 # -- what the run-wide filters respect ------------------------------------------------------------
-def index_path(workspace, dataset: str, version: int) -> Path:
-    """The prompt index of a version: a cache, rebuilt from the version's pairs when missing."""
-    return workspace_path(workspace) / "cache" / "prompt-index" / dataset / f"v{version}.parquet"
+def index_dir(workspace, dataset: str, version: int) -> Path:
+    """A version's prompt index (prompt_id, key, pairs), in parts: the parent's parts (hard links)
+    plus one per incremental run. A cache: rebuilt from the version's pairs when missing."""
+    return workspace_path(workspace) / "cache" / "prompt-index" / dataset / f"v{version}"
 
 
 def load_prior(workspace, dataset: str, version: int, cfg: CurateConfig) -> Prior:
     vdir = version_dir(workspace_path(workspace), dataset, version)
-    pair_ids = pq.read_table(table_files(vdir, "lineage"), columns=["pair_id"])["pair_id"].combine_chunks()
-    path = index_path(workspace, dataset, version)
-    prompts = pq.read_table(path) if path.exists() else build_index(vdir, cfg)
-    return Prior(version=version, pair_ids=pair_ids, prompts=prompts.cast(PROMPTS),
+    folder = index_dir(workspace, dataset, version)
+    if not folder.is_dir():
+        _save(folder, [], build_index(vdir, cfg))
+    return Prior(version=version, lineage=table_files(vdir, "lineage"), index=_parts(folder),
                  texts=lambda ids: _prompt_texts(vdir, ids))
 
 
@@ -168,12 +173,30 @@ def build_index(vdir: Path, cfg: CurateConfig) -> pa.Table:
     return pa.table({"prompt_id": counts["prompt_id"], "key": keys, "pairs": counts["prompt_id_count"]}, schema=PROMPTS)
 
 
-def save_index(workspace, dataset: str, version: int, index: pa.Table) -> None:
-    path = index_path(workspace, dataset, version)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    pq.write_table(index, tmp)
-    tmp.replace(path)
+def save_index(workspace, dataset: str, version: int, prior: Prior, part: pa.Table) -> None:
+    """The committed version's index: its parent's parts and the run's own."""
+    _save(index_dir(workspace, dataset, version), prior.index, part)
+
+
+def _parts(folder: Path) -> list[Path]:
+    return sorted(folder.glob("part-*.parquet"))
+
+
+def _save(folder: Path, inherited: list[Path], part: pa.Table) -> None:
+    """Written beside, then renamed into place: a reader never sees half an index."""
+    tmp = folder.with_name(f".{folder.name}-{uuid.uuid4().hex}")
+    tmp.mkdir(parents=True)
+    for i, path in enumerate(inherited):
+        try:
+            os.link(path, tmp / f"part-{i:06d}.parquet")
+        except OSError:  # no hard links here: copy
+            shutil.copy2(path, tmp / f"part-{i:06d}.parquet")
+    if part.num_rows:
+        pq.write_table(part, tmp / f"part-{len(inherited):06d}.parquet")
+    try:
+        tmp.rename(folder)
+    except OSError:  # another run wrote it first (the same version's index is the same)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _prompt_texts(vdir: Path, ids: pa.Array) -> pa.Array:

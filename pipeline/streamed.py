@@ -39,7 +39,7 @@ from pipeline.config import CurateConfig
 from pipeline.curation import SOURCE_KINDS, code_version, disabled, manifest_facts, miner
 from pipeline.filters import PER_PAIR, RUN_WIDE, RUN_WIDE_COLUMNS, apply_filters
 from pipeline.filters.length_bias import length_bias_of
-from pipeline.filters.prior import Prior, next_index
+from pipeline.filters.prior import Prior, index_part
 from pipeline.ledger import ledger_table
 from pipeline.mixing import mixing_report
 from pipeline.pairs import Candidates, build_pairs, finalize, merge_duplicates
@@ -74,7 +74,7 @@ class StreamedRun:
         what an incremental run must respect from its parent version."""
         self.staging, self.cfg, self.cache_dir = staging, cfg, cache_dir
         self.prior = prior or Prior()
-        self.index: pa.Table | None = None  # the version's prompt index (incremental.next_index)
+        self.index: pa.Table | None = None  # this run's part of the version's prompt index (prior.index_part)
         self.parts = staging / SPILL
         for stale in (p for p in staging.iterdir() if p.name != SPILL):  # outputs of a killed write or commit
             stale.unlink()  # (never chmod: it may be a hard link to a parent version's file)
@@ -145,7 +145,7 @@ class StreamedRun:
         merged = merge_duplicates(keys)
         del keys  # one copy of the keys at a time (they hold the prompts)
         # a pair the parent version decided is not decided again (filters/prior.py)
-        in_parent = pc.is_in(merged["pair_id"], value_set=self.prior.pair_ids).to_numpy(zero_copy_only=False)
+        in_parent = self.prior.decided(merged["pair_id"])
         alive = np.flatnonzero(merged["alive"].to_numpy(zero_copy_only=False) & ~in_parent)
         run_wide = merged.select(RUN_WIDE_COLUMNS)
         run_wide = Candidates(run_wide if len(alive) == merged.num_rows else run_wide.take(pa.array(alive)))
@@ -215,7 +215,7 @@ class StreamedRun:
             while pending:
                 pending.popleft().result()
         self.decided = None
-        self.index = next_index(self.prior, pa.chunked_array([c for a in kept_prompts for c in a.chunks], pa.string()))
+        self.index = index_part(self.prior, pa.chunked_array([c for a in kept_prompts for c in a.chunks], pa.string()))
         pq.write_table(empty("signals"), self.staging / "signals.parquet", compression="zstd")
         stats = self._reports(pa.concat_tables(sides) if sides else None)
         _remove_parts(self.parts)

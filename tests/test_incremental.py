@@ -88,7 +88,14 @@ def assert_matches_full_rebuild(ws, inc: tuple, full: tuple, repeat: str, twin: 
     assert rows_only_in(ws, "quarantine", inc, full) == rows_only_in(ws, "quarantine", full, inc) == []
 
 
-def test_a_new_file_is_read_alone_and_the_parent_is_shared(days, tmp_path):
+def lost_records(ws, inc: tuple, full: tuple) -> int:
+    """Input records of the full rebuild that the incremental version does not account for."""
+    return query(ws, f"SELECT count(*) AS n FROM (SELECT record_id FROM ledger WHERE dataset = '{full[0]}' AND "
+                     f"version = {full[1]} EXCEPT SELECT record_id FROM ledger WHERE dataset = '{inc[0]}' "
+                     f"AND version = {inc[1]})")["n"][0].as_py()
+
+
+def test_a_new_file_is_read_alone_and_the_parent_is_shared(days, tmp_path, reliability):
     day1, day2 = days
     d1, d2 = write(tmp_path / "day1.jsonl", day1), write(tmp_path / "day2.jsonl", day2)
     ws = tmp_path / "ws"
@@ -112,12 +119,17 @@ def test_a_new_file_is_read_alone_and_the_parent_is_shared(days, tmp_path):
     assert verify_version(ws, "logs@2") == []
     assert_matches_full_rebuild(ws, ("logs", 2), ("full", 1), f"day2.jsonl:{len(day2) - 2}",
                                 f"day2.jsonl:{len(day2) - 1}", f"day2.jsonl:{len(day2)}", "day1.jsonl")
+    lost = lost_records(ws, ("logs", 2), ("full", 1))
+    reliability("incremental run: a new file", "a version built on its parent from a new daily file (with "
+                "records that repeat, twin or crowd the parent's): every record of both files in its ledger once, "
+                "the parent's rows unchanged", full["ledger"]["inputs"], v2["ledger"]["inputs"] - lost, lost)
+    assert lost == 0
     # nothing new: no new version
     again = run(ws, "logs", [d1, d2], incremental=True)
     assert again["version"] == 2 and len(query(ws, "SELECT * FROM versions WHERE dataset = 'logs'")) == 2
 
 
-def test_an_appended_log_is_read_from_where_the_parent_ended(days, tmp_path):
+def test_an_appended_log_is_read_from_where_the_parent_ended(days, tmp_path, reliability):
     day1, day2 = days
     log = write(tmp_path / "log.jsonl", day1)
     ws = tmp_path / "ws"
@@ -136,6 +148,11 @@ def test_an_appended_log_is_read_from_where_the_parent_ended(days, tmp_path):
     n = len(day1) + len(day2)
     assert_matches_full_rebuild(ws, ("append", 2), ("full", 1), f"log.jsonl:{n - 2}", f"log.jsonl:{n - 1}",
                                 f"log.jsonl:{n}", "log.jsonl")
+    lost = lost_records(ws, ("append", 2), ("full", 1))
+    reliability("incremental run: an appended log", "a version built on its parent from the lines appended to "
+                "the log it read: every record of the whole file in its ledger once, numbered as a full read numbers "
+                "them", full["ledger"]["inputs"], v2["ledger"]["inputs"] - lost, lost)
+    assert lost == 0
 
 
 def test_what_cannot_be_an_increment_is_rebuilt_in_full(days, tmp_path):

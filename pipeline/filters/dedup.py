@@ -93,13 +93,11 @@ def dedup_prompts(table: pa.Table, cfg: DedupConfig, cache_dir: Path | None,
 def _with_parent(uniq: np.ndarray, texts: pa.Array, keys: pa.Array, cfg: DedupConfig, prior: Prior | None):
     """The run's prompts followed by the parent's kept prompts they may duplicate (all of them for
     semantic dedup, those with one of the run's keys for exact), and which nodes the parent kept."""
-    parent = prior.prompts if prior is not None else None
-    if parent is None or not parent.num_rows:
+    if prior is None or not prior.index:
         return uniq, texts, keys, np.zeros(len(uniq), bool)
     ids = pa.array(uniq, pa.string())
+    parent = prior.prompts() if cfg.semantic else prior.prompts(ids, keys if cfg.exact else None)
     in_parent = pc.is_in(ids, value_set=parent["prompt_id"]).to_numpy(zero_copy_only=False)
-    if not cfg.semantic:
-        parent = parent.filter(pc.is_in(parent["key"], value_set=keys))
     extra = parent.filter(pc.invert(pc.is_in(parent["prompt_id"], value_set=ids)))
     nodes = np.r_[uniq, extra["prompt_id"].to_numpy(zero_copy_only=False)]
     if cfg.semantic and extra.num_rows:

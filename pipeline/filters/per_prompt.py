@@ -23,9 +23,10 @@ def cap_per_prompt(table: pa.Table, cap: int, prior: Prior | None = None) -> tup
     group_start = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
     rank = np.empty(n, dtype=np.int64)
     rank[order] = np.arange(n) - group_start + 1
-    if prior is not None and prior.prompts.num_rows:  # places the parent's kept pairs already take
-        at = pc.index_in(table["prompt_id"], value_set=prior.prompts["prompt_id"])
-        rank += pc.fill_null(pc.take(prior.prompts["pairs"], at), 0).to_numpy(zero_copy_only=False)
+    if prior is not None and prior.index:  # places the parent's kept pairs already take
+        parent = prior.prompts(table["prompt_id"])
+        at = pc.index_in(table["prompt_id"], value_set=parent["prompt_id"])
+        rank += pc.fill_null(pc.take(parent["pairs"], at), 0).to_numpy(zero_copy_only=False)
     passed = rank <= cap
     reason = pc.binary_join_element_wise(
         "rank ", pc.cast(pa.array(rank), pa.string()),

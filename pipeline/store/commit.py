@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline import duck
 from pipeline.schema import SchemaError, conform, empty, schema
 from pipeline.store import manifest as mf
 from pipeline.store.catalog import refresh_catalog_quietly
@@ -188,25 +189,34 @@ def commit_staged(workspace: Path, dataset: str, tmp: Path, manifest: dict, base
             if not found.equals(want):
                 raise StoreError(f"{path.name} does not match schemas/{name}.yaml: {found} != {want}")
         known = _carry_parts(workspace, dataset, tmp, base) if base is not None else {}
-        pair_ids = pa.chunked_array([pq.read_table(p, columns=["pair_id"])["pair_id"].combine_chunks()
-                                     for p in table_files(tmp, "pairs")], pa.string())
-        duplicates = len(pair_ids) - pc.count_distinct(pair_ids).as_py()
+        pairs_rows, duplicates = _duplicate_pair_ids(table_files(tmp, "pairs"))
         if duplicates:
             raise StoreError(f"pairs: {duplicates} duplicate pair_id value(s); pair_id is the key of a version")
         ledger = pa.concat_tables([pq.read_table(p, columns=["status", "reason"])
                                    for p in table_files(tmp, "ledger") if p.name not in known]
                                   or [empty("ledger").select(["status", "reason"])])
         if base is not None:
-            new_pairs = len(pair_ids) - sum(f["rows"] for n, f in known.items() if n.startswith("pairs"))
+            new_pairs = pairs_rows - sum(f["rows"] for n, f in known.items() if n.startswith("pairs"))
             parent = read_manifest(workspace, f"{dataset}@{base}")["ledger"]
             manifest = {**manifest, "ledger": mf.add_ledgers(parent, mf.ledger_from_table(ledger, new_pairs))}
             ledger = None
-        prepared = mf.prepare(dataset, manifest, len(pair_ids), ledger)
-        del ledger, pair_ids
+        prepared = mf.prepare(dataset, manifest, pairs_rows, ledger)
+        del ledger
         return _seal_and_publish(workspace, dataset, tmp, prepared, known, base)
     except BaseException:
         discard(tmp)
         raise
+
+
+def _duplicate_pair_ids(files: list[Path]) -> tuple[int, int]:
+    """(rows, rows whose pair_id an earlier row has) over a table's parts."""
+    con = duck.connect()
+    try:
+        listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+        rows, distinct = con.execute(f"SELECT count(*), count(DISTINCT pair_id) FROM read_parquet([{listed}])").fetchall()[0]
+    finally:
+        con.close()
+    return rows, rows - distinct
 
 
 def _carry_parts(workspace: Path, dataset: str, tmp: Path, base: int) -> dict[str, dict]:
