@@ -107,7 +107,14 @@ def plan_increment(ws: Path, dataset: str, inputs: list[str], labels: list[str],
     return increments.plan(ws, dataset, inputs, labels, cfg)
 
 
-def curate_streamed(inputs: list[str], dataset: str, ws: Path, cfg: CurateConfig, increment: bool) -> dict:
+def dask_client(address: str):
+    from distributed import Client  # imported only when asked for: it costs about a second
+
+    return Client(address, timeout="30s")
+
+
+def curate_streamed(inputs: list[str], dataset: str, ws: Path, cfg: CurateConfig, increment: bool,
+                    dask_address: str | None) -> dict:
     """Rated files only: streamed block by block in bounded memory (pipeline/streamed.py). A run
     killed before its commit resumes from its staging folder; one killed after it returns the
     version it committed. An incremental run reads only what the latest version has not seen."""
@@ -126,8 +133,9 @@ def curate_streamed(inputs: list[str], dataset: str, ws: Path, cfg: CurateConfig
         log.info("no new input since %s@%d: no new version", dataset, todo.base)
         return read_manifest(ws, f"{dataset}@{todo.base}")
     staging = stage(ws, dataset, key)
+    client = dask_client(dask_address) if dask_address else None
     try:
-        run = StreamedRun(staging, cfg, ws / "cache", todo.prior)
+        run = StreamedRun(staging, cfg, ws / "cache", todo.prior, client)
         if run.finished:
             log.info("resuming a killed run: %d blocks already done", len(run.finished))
         for path, label, start in todo.read:
@@ -142,6 +150,9 @@ def curate_streamed(inputs: list[str], dataset: str, ws: Path, cfg: CurateConfig
     except BaseException:
         discard(staging)
         raise
+    finally:
+        if client is not None:
+            client.close()
     committed = commit_staged_task(ws, dataset, staging, manifest, todo.base)
     increments.save_index(ws, dataset, committed["version"], todo.prior, run.index)
     log.info("ledger: %s", {k: committed["ledger"][k] for k in LEDGER_KEYS})
@@ -151,9 +162,10 @@ def curate_streamed(inputs: list[str], dataset: str, ws: Path, cfg: CurateConfig
 
 @flow(name="curate")
 def curate(inputs: list[str], dataset: str, workspace: str, config: dict | None = None,
-           incremental: bool = False) -> dict:
+           incremental: bool = False, dask_address: str | None = None) -> dict:
     """Curate `inputs` into a new version of `dataset` under `workspace`; returns its manifest.
-    `incremental`: build on the latest version, reading only what it has not seen."""
+    `incremental`: build on the latest version, reading only what it has not seen.
+    `dask_address`: a Dask scheduler whose workers compute the blocks of a streamed run."""
     log = get_run_logger()
     cfg = CurateConfig.model_validate(config or {})
     ws = Path(workspace)
@@ -162,7 +174,9 @@ def curate(inputs: list[str], dataset: str, workspace: str, config: dict | None 
     except NoMatch as exc:
         raise NoUsableInput(str(exc)) from exc
     if streamable(inputs, cfg):
-        return curate_streamed(inputs, dataset, ws, cfg, incremental)
+        return curate_streamed(inputs, dataset, ws, cfg, incremental, dask_address)
+    if dask_address:
+        log.warning("Dask computes the blocks of streamed (rated-file) runs only; this run uses local threads")
     if incremental:
         log.warning("not incremental: only runs whose inputs are all rated files build on a parent yet; "
                     "rebuilding in full")

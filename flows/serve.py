@@ -25,7 +25,8 @@ def deployments(cfg: CurateConfig, workspace: Path) -> list:
         out.append(curate.to_deployment(
             name=spec.name, schedule=schedule, entrypoint_type=EntrypointType.MODULE_PATH,
             parameters={"inputs": spec.inputs, "dataset": spec.dataset, "workspace": str(workspace),
-                        "config": cfg.run_config(), "incremental": spec.incremental},
+                        "config": cfg.run_config(), "incremental": spec.incremental,
+                        "dask_address": spec.dask_address},
             description=f"prefmill curate -d {spec.dataset} {' '.join(spec.inputs)} ({spec.cron} {spec.timezone})"))
     return out
 

@@ -45,6 +45,9 @@ def curate(inputs: Annotated[list[Path], typer.Argument(help="JSON, JSONL, .gz o
            incremental: Annotated[bool, typer.Option(
                "--incremental", help="Build on the latest version: read only the records it has not seen "
                                      "(new files, lines appended); rebuilds in full when that is not possible")] = False,
+           dask_address: Annotated[Optional[str], typer.Option(
+               "--dask-address", help="Dask scheduler (tcp://HOST:8786) whose workers compute the blocks of "
+                                      "rated files")] = None,
            as_json: AsJson = False):
     """Run the curate flow on INPUTS and commit a new version of the dataset."""
     from pipeline.annotate.registry import AnnotatorConfigError
@@ -60,7 +63,8 @@ def curate(inputs: Annotated[list[Path], typer.Argument(help="JSON, JSONL, .gz o
 
     ws = workspace_dir(workspace)
     try:
-        manifest = curate_flow([str(p) for p in inputs], dataset, str(ws), cfg.run_config(), incremental)
+        manifest = curate_flow([str(p) for p in inputs], dataset, str(ws), cfg.run_config(), incremental,
+                               dask_address)
     except (NoUsableInput, StoreError) as exc:
         fail(str(exc))
     except (AnnotatorConfigError, ModelError) as exc:

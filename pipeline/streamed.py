@@ -25,6 +25,8 @@ import os
 import shutil
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -68,11 +70,16 @@ def run_key(paths: list, dataset: str, cfg: CurateConfig, base: int | None = Non
 class StreamedRun:
     """One streamed run writing into `staging` (a commit_version stage folder)."""
 
-    def __init__(self, staging: Path, cfg: CurateConfig, cache_dir: Path | None, prior: Prior | None = None):
+    def __init__(self, staging: Path, cfg: CurateConfig, cache_dir: Path | None, prior: Prior | None = None,
+                 client=None):
         """A staging folder left by a killed run of the same inputs and config is resumed: the
         blocks it finished (those with a done-marker) are read but not computed again. `prior`:
-        what an incremental run must respect from its parent version."""
+        what an incremental run must respect from its parent version. `client`: a Dask
+        distributed client whose workers compute the blocks."""
         self.staging, self.cfg, self.cache_dir = staging, cfg, cache_dir
+        self.client = client
+        self.workers = max(1, len(client.scheduler_info()["workers"])) if client is not None else 0
+        self.worker_pids: set[int] = set()
         self.prior = prior or Prior()
         self.index: pa.Table | None = None  # this run's part of the version's prompt index (prior.index_part)
         self.parts = staging / SPILL
@@ -88,21 +95,33 @@ class StreamedRun:
         self.counts = Counter()
         self.decided: pa.Table | None = None
         self.filter_stats: dict = {}
-        self.mine = miner("rated", cfg)
 
     # -- 1. per block ------------------------------------------------------------------------------
     def add_file(self, path: Path, label: str, progress: Callable[[str], None] = lambda _: None,
                  start=None) -> None:
         """Read, pair and filter a file block by block; `start` (incremental.Start): only the part
-        appended since the parent version."""
+        appended since the parent version. With a Dask client, workers parse, pair and spill the
+        blocks (this process reads and hashes the file and ships each block's lines)."""
         first = self.blocks  # blocks are numbered in run order, the same in a resumed run
         done = {b - first: m["counts"]["records"] for b, m in self.finished.items() if m["file"] == label}
-        for block in rated.rated_blocks(path, label, self.cfg.sources, self.cfg.sources.rated_score, done, start):
+        on_dask = {} if self.client is None else {
+            "job": partial(block_job, base=first, label=label, source=str(path), cfg=self.cfg, parts=self.parts,
+                           cache_dir=self.cache_dir),
+            "executor": _DaskSubmit(self.client), "depth": 2 * self.workers}
+        for block in rated.rated_blocks(path, label, self.cfg.sources, self.cfg.sources.rated_score, done, start,
+                                        **on_dask):
             b = self.blocks
-            marker = self.finished[b] if block is None else self._compute(b, label, block)
             if block is None:  # finished by the killed run: its keys come from its spilled candidates
+                marker = self.finished[b]
                 self.reused += 1
                 self.keys.append(_keys(self._spilled(b), b))
+            else:
+                computed = block if isinstance(block, Block) else \
+                    compute_block(self.parts, self.cfg, self.cache_dir, b, label, block)
+                if isinstance(block, Block):
+                    self.worker_pids.add(block.pid)
+                self.keys.append(computed.keys)
+                marker = computed.marker
             self.counts.update(marker["counts"])
             self.inputs += marker["inputs"]
             for key, value in marker["stats"].items():
@@ -110,30 +129,6 @@ class StreamedRun:
             self.blocks += 1
             progress(f"{label}: {self.counts['records']:,} records read, {self.counts['raw_pairs']:,} raw pairs"
                      + (f" ({self.reused} blocks reused from a killed run)" if self.reused else ""))
-
-    def _compute(self, b: int, label: str, block) -> dict:
-        """Pair and filter one block, spill its parts and keys; the done-marker, written last and
-        atomically, is what a resumed run trusts."""
-        batch = merge([block])  # conformed tables and the block's source stats
-        table = batch.tables["rated"]
-        if not table.num_rows:
-            mined = SignalResult()
-        else:
-            mined = self.mine(table) if self.mine else disabled("rated", table, self.cfg)
-        cands = build_pairs(mined.pairs)
-        apply_filters(cands, self.cfg.filters, self.cache_dir, PER_PAIR)
-        for name, part in (("records", batch.records), ("quarantine", batch.quarantine),
-                           ("unpaired", mined.unpaired), ("cands", _spill_table(cands))):
-            if part.num_rows:
-                pq.write_table(part, self.parts / f"{name}-{b:06d}.parquet", compression="lz4")
-        self.keys.append(_keys(cands, b))
-        marker = {"file": label, "inputs": batch.inputs, "stats": batch.stats,
-                  "counts": {"records": batch.records.num_rows, "rows_rated": table.num_rows,
-                             "raw_pairs": mined.pairs.num_rows}}
-        tmp = self.parts / f"done-{b:06d}.json.tmp"
-        tmp.write_text(json.dumps(marker))
-        os.replace(tmp, self.parts / f"done-{b:06d}.json")
-        return marker
 
     # -- 2. over the run's keys ------------------------------------------------------------------
     def select(self) -> dict:
@@ -227,6 +222,9 @@ class StreamedRun:
             stats["resume"] = {"blocks": self.blocks, "reused": self.reused}
         if self.prior.version is not None:
             counts["pairs_in_parent"] = self.counts["pairs_in_parent"]
+        if self.client is not None:  # provenance: where the blocks were computed
+            stats["dask"] = {"scheduler": self.client.scheduler.address, "workers": self.workers,
+                             "blocks": self.blocks - self.reused, "worker_pids": sorted(self.worker_pids)}
         return manifest_facts(self.cfg, flow_run_id, self.inputs, counts, {**stats, "sources": source_stats})
 
     def _final_candidates(self, b: int, mine: pa.Table) -> Candidates:
@@ -274,6 +272,62 @@ class StreamedRun:
                 **self.filter_stats, "pairs_by_signal": value_counts(sides["signal"]),
                 "mixing": mixing_report(lineage, self.cfg.mixing, self.cache_dir,
                                         lambda rows: pairs_file.take(pa.array(rows), columns=["chosen", "rejected"]))}
+
+
+@dataclass
+class Block:
+    """What computing a block leaves in memory: its keys and its done-marker; `pid` says which
+    process computed it."""
+    keys: pa.Table
+    marker: dict
+    pid: int
+
+    @property
+    def records(self) -> int:
+        return self.marker["counts"]["records"]
+
+
+def compute_block(parts: Path, cfg: CurateConfig, cache_dir: Path | None, b: int, label: str, block) -> Block:
+    """Pair and filter block b, spill its parts; the done-marker, written last and atomically, is
+    what a resumed run trusts."""
+    batch = merge([block])  # conformed tables and the block's source stats
+    table = batch.tables["rated"]
+    mine = miner("rated", cfg)
+    if not table.num_rows:
+        mined = SignalResult()
+    else:
+        mined = mine(table) if mine else disabled("rated", table, cfg)
+    cands = build_pairs(mined.pairs)
+    apply_filters(cands, cfg.filters, cache_dir, PER_PAIR)
+    for name, part in (("records", batch.records), ("quarantine", batch.quarantine),
+                       ("unpaired", mined.unpaired), ("cands", _spill_table(cands))):
+        if part.num_rows:
+            pq.write_table(part, parts / f"{name}-{b:06d}.parquet", compression="lz4")
+    marker = {"file": label, "inputs": batch.inputs, "stats": batch.stats,
+              "counts": {"records": batch.records.num_rows, "rows_rated": table.num_rows,
+                         "raw_pairs": mined.pairs.num_rows}}
+    tmp = parts / f"done-{b:06d}.json.tmp"
+    tmp.write_text(json.dumps(marker))
+    os.replace(tmp, parts / f"done-{b:06d}.json")
+    return Block(_keys(cands, b), marker, os.getpid())
+
+
+def block_job(index: int, first: int, lines: pa.Array, *, base: int, label: str, source: str,
+              cfg: CurateConfig, parts: Path, cache_dir: Path | None) -> Block:
+    """Parse, pair, filter and spill the file's block `index` (run block base + index): what a Dask
+    worker runs. The staging folder must be at the same path on every worker."""
+    batch = rated.parse_block(lines, first, label, source, cfg.sources, cfg.sources.rated_score)
+    return compute_block(parts, cfg, cache_dir, base + index, label, batch)
+
+
+class _DaskSubmit:
+    """A Dask client as the executor `rated_blocks` submits jobs to (impure: never deduplicated)."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def submit(self, fn, *args):
+        return self.client.submit(fn, *args, pure=False)
 
 
 class _Writer:

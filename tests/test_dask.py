@@ -15,7 +15,8 @@ from flows.curate import curate
 from pipeline.store import query
 from rated_files import inject_faults, lamp_as_ultrafeedback, pandalm_as_candidates, write
 
-CONFIG = {"dashboard": {"enabled": False}, "sources": {"rated_block_bytes": 8192},  # many blocks
+CONFIG = {"dashboard": {"enabled": False}, "mixing": {"separability": "off"},
+          "sources": {"rated_block_bytes": 8192},  # many blocks
           "filters": {"dedup": {"semantic": False}}}
 TABLES = ("pairs", "lineage", "ledger", "quarantine")
 

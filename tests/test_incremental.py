@@ -19,7 +19,8 @@ from rated_files import inject_faults, lamp_as_ultrafeedback, write
 
 # exact prompt dedup only: LAMP's prompts are semantically close, and which of two near-duplicates
 # represents a group may differ from a full rebuild (test_semantic_... covers semantic dedup)
-CONFIG = {"dashboard": {"enabled": False}, "filters": {"per_prompt_cap": 1, "dedup": {"semantic": False}}}
+CONFIG = {"dashboard": {"enabled": False}, "mixing": {"separability": "off"},
+          "filters": {"per_prompt_cap": 1, "dedup": {"semantic": False}}}
 KEYS = {"pairs": "pair_id, prompt, chosen, rejected, score_chosen, score_rejected, margin, weight",
         "lineage": "pair_id, input_ids, kept, dropped_by, decisions",
         "ledger": "record_id, source_file, line, status, reason",

@@ -17,7 +17,7 @@ import json
 import math
 import os
 import zlib
-from collections import Counter
+from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
@@ -109,35 +109,43 @@ def read_rated(path, label: str, cfg: SourcesConfig, score_field: str = "fine-gr
     return merge(list(rated_blocks(path, label, cfg, score_field)))
 
 
+def parse_block(lines: pa.Array, first: int, label: str, source: str, cfg: SourcesConfig,
+                score_field: str) -> SourceBatch:
+    """A block of lines (numbered from `first`) parsed into rated rows and quarantine rows."""
+    params = {"shape": SHAPE, "messages_shape": MESSAGES_SHAPE, "max_chars": cfg.max_text_chars,
+              "max_bytes": cfg.max_record_bytes}
+    sql = BLOCK_SQL.format(records=RECORDS_SQL.replace("{score_field}", score_field),  # one of SCORE_FIELDS
+                           candidates=CANDIDATES_SQL)
+    block = pa.table({"line": np.arange(first, first + len(lines), dtype=np.int64), "raw": lines})
+    con = duck.connect()
+    try:
+        con.register("lines", pa.Table.from_batches(block.to_batches(max_chunksize=BATCH_LINES)))
+        rows = con.sql(sql, params=params).to_arrow_table()
+    finally:
+        con.close()
+    return _block(rows, lambda wanted: {int(n): lines[n - first].as_py() for n in wanted},
+                  label, source, cfg, score_field)
+
+
 def rated_blocks(path, label: str, cfg: SourcesConfig, score_field: str = "fine-grained_score",
-                 done: dict[int, int] | None = None, start=None) -> Iterator[SourceBatch | None]:
+                 done: dict[int, int] | None = None, start=None, job=None, executor=None,
+                 depth: int = 1) -> Iterator:
     """A rated file as one SourceBatch per block of lines (PII already scrubbed), so a caller can
     work block by block in bounded memory. The last batch carries the file's `inputs` entry (its
     fingerprint and record count) and, when the file could not be read to the end, the
     `unreadable_file` quarantine row; `merge` of all of them is the whole file. `done` maps the
     blocks a resumed caller already has (by index in the file) to their record counts: those are
     read and hashed but not parsed, and yield None. `start` (incremental.Start) reads an appended
-    file from where its previous version ended; the `inputs` entry still covers the whole file."""
+    file from where its previous version ended; the `inputs` entry still covers the whole file.
+
+    Blocks are parsed by `executor` (a thread by default), `depth` of them ahead of the caller.
+    A `job(index, first, lines)` replaces the parsing (a Dask worker parses and pairs a block in
+    one go); its results, which carry their record count as `.records`, are yielded instead."""
     done = done or {}
     if score_field not in SCORE_FIELDS:
         raise ValueError(f"score_field must be one of {SCORE_FIELDS}, got {score_field!r}")
     path, source = Path(path), str(path)
-    params = {"shape": SHAPE, "messages_shape": MESSAGES_SHAPE, "max_chars": cfg.max_text_chars,
-              "max_bytes": cfg.max_record_bytes}
-    sql = BLOCK_SQL.format(records=RECORDS_SQL.replace("{score_field}", score_field),  # one of SCORE_FIELDS
-                           candidates=CANDIDATES_SQL)
-    def parse(index: int, first: int, lines: pa.Array) -> SourceBatch | None:
-        if index in done:
-            return None
-        block = pa.table({"line": np.arange(first, first + len(lines), dtype=np.int64), "raw": lines})
-        con = duck.connect()
-        try:
-            con.register("lines", pa.Table.from_batches(block.to_batches(max_chunksize=BATCH_LINES)))
-            rows = con.sql(sql, params=params).to_arrow_table()
-        finally:
-            con.close()
-        return _block(rows, lambda wanted: {int(n): lines[n - first].as_py() for n in wanted},
-                      label, source, cfg, score_field)
+    job = job or (lambda index, first, lines: parse_block(lines, first, label, source, cfg, score_field))
 
     read, tail = 0, []
     try:
@@ -149,8 +157,8 @@ def rated_blocks(path, label: str, cfg: SourcesConfig, score_field: str = "fine-
             stream = gzip.GzipFile(fileobj=hashing) if gz else io.BufferedReader(hashing)
             numbered = line_blocks(stream, cfg.rated_block_bytes, start.line if start else 1)
             blocks = ((i, first, lines) for i, (first, lines) in enumerate(numbered))
-            for i, batch in enumerate(_ahead(blocks, parse)):
-                read += done[i] if batch is None else batch.records.num_rows
+            for i, batch in enumerate(_ahead(blocks, job, executor, depth, skip=done)):
+                read += done[i] if batch is None else _records(batch)
                 yield batch
         sha256, size = hashing.digest.hexdigest(), hashing.size
     except (OSError, EOFError, zlib.error) as exc:
@@ -168,27 +176,40 @@ def rated_blocks(path, label: str, cfg: SourcesConfig, score_field: str = "fine-
                                "mtime_ns": mtime_ns}])
 
 
-def _ahead(blocks: Iterator[tuple], parse) -> Iterator:
-    """parse(*block) for every block, in order, the next one parsed in a thread while the caller
-    works on the current one (DuckDB and Arrow release the GIL). A block read before the stream
-    failed is still handed over before the error."""
-    with ThreadPoolExecutor(1, thread_name_prefix="rated-parse") as pool:
-        pending = None
+def _ahead(blocks: Iterator[tuple], job, executor=None, depth: int = 1, skip=()) -> Iterator:
+    """job(*block) for every block, in order, run by `executor` (default: one thread) up to
+    `depth` blocks ahead of the caller (DuckDB and Arrow release the GIL). A block whose index is
+    in `skip` yields None and is not run. A block read before the stream failed is still handed
+    over before the error."""
+    pool = executor or ThreadPoolExecutor(1, thread_name_prefix="rated-parse")
+    pending: deque = deque()
+    try:
         while True:
             try:
                 block = next(blocks, None)
             except BaseException:
-                if pending is not None:
-                    yield pending.result()
+                while pending:
+                    yield _result(pending.popleft())
                 raise
             if block is None:
                 break
-            future = pool.submit(parse, *block)
-            if pending is not None:
-                yield pending.result()
-            pending = future
-        if pending is not None:
-            yield pending.result()
+            pending.append(None if block[0] in skip else pool.submit(job, *block))
+            while len(pending) > depth:
+                yield _result(pending.popleft())
+        while pending:
+            yield _result(pending.popleft())
+    finally:
+        if executor is None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _result(future):
+    return None if future is None else future.result()
+
+
+def _records(batch) -> int:
+    """Records in a block's result: a SourceBatch, or a job's result (its `.records`)."""
+    return batch.records.num_rows if isinstance(batch, SourceBatch) else batch.records
 
 
 def _fingerprint_or_none(path: Path) -> tuple[str | None, int | None]:
