@@ -57,12 +57,13 @@ def naive(path: Path) -> tuple[float, int]:
 
 
 def cli(paths: Path | list[Path], workspace: Path, api_url: str | None = None, dataset: str = "rated",
-        incremental: bool = False) -> tuple[float, float, dict]:
+        incremental: bool = False, dask_address: str | None = None) -> tuple[float, float, dict]:
     """(seconds, peak RSS in MB, the --json line) of one `prefmill curate` run: against the Prefect
     server at `api_url`, or with Prefect's temporary server when None."""
     paths = paths if isinstance(paths, list) else [paths]
     cmd = [str(Path(sys.executable).parent / "prefmill"), "curate", *map(str, paths), "-d", dataset,
-           "-w", str(workspace), "-c", str(CONFIG), "--json", *(["--incremental"] if incremental else [])]
+           "-w", str(workspace), "-c", str(CONFIG), "--json", *(["--incremental"] if incremental else []),
+           *(["--dask-address", dask_address] if dask_address else [])]
     env = {**os.environ, **({"PREFECT_API_URL": api_url} if api_url else {})}
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)

@@ -21,8 +21,8 @@ when a figure or an outcome does).
 """
 PENDING = """
 Not covered yet (issue 6): resuming a killed in-memory run (inputs other than rated files restart
-from the beginning; their commit is still atomic), incremental runs of inputs other than rated
-files (they rebuild in full), and Dask workers.
+from the beginning; their commit is still atomic); incremental and Dask runs of inputs other than
+rated files (they rebuild in full, on local threads).
 """
 
 pending: dict[str, list[dict]] = {}   # rows recorded by a test still running, by node id
