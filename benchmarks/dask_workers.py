@@ -13,12 +13,10 @@ machine the workers share the cores with the process that reads the file and run
 phases, so the speed-up is bounded well below 2."""
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
 
-import yaml
 from distributed import LocalCluster
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,24 +24,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import rated  # noqa: E402
 import rated_synth  # noqa: E402
-from flows.local_server import prefect_server  # noqa: E402
-
-LEDGER = ("inputs", "kept", "filtered", "quarantined", "pairs")
-
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, nargs="+", default=[100_000, 1_000_000])
-    args = parser.parse_args()
-    rated.DATA.mkdir(parents=True, exist_ok=True)
+    ns = rated.sizes(__doc__)
     print("seconds and prompts/s of `prefmill curate` (running Prefect server)")
     print(f"{'N':>9} | {'single process':>16} | {'Dask, 1 worker':>16} | {'Dask, 2 workers':>16} | "
           f"{'2 vs 1 worker':>13} | ledgers equal")
-    with tempfile.TemporaryDirectory(dir=rated.DATA) as home, prefect_server(Path(home)) as api_url:
-        config = Path(home) / "dask.yaml"
-        config.write_text(yaml.safe_dump({**yaml.safe_load(rated.CONFIG.read_text()), "dashboard": {"enabled": False}}))
-        rated.CONFIG = config
-        for n in args.n:
+    with rated.served_without_dashboard() as api_url:
+        for n in ns:
             path = rated_synth.write(rated.DATA / f"uf_{n}.jsonl", n)
             with tempfile.TemporaryDirectory(dir=rated.DATA) as tmp:
                 ws = Path(tmp) / "ws"
@@ -53,7 +41,7 @@ def main() -> None:
                                       dashboard_address=None) as cluster:
                         runs[workers] = rated.cli(path, ws, api_url, dataset=f"dask{workers}",
                                                   dask_address=cluster.scheduler_address)
-            same = all(runs[w][2][k] == runs["single"][2][k] for w in (1, 2) for k in LEDGER)
+            same = all(runs[w][2][k] == runs["single"][2][k] for w in (1, 2) for k in rated.LEDGER)
             cells = [f"{runs[k][0]:5.1f} s {n / runs[k][0]:7,.0f}/s" for k in ("single", 1, 2)]
             print(f"{n:>9,} | {cells[0]:>16} | {cells[1]:>16} | {cells[2]:>16} | "
                   f"{runs[1][0] / runs[2][0]:>12.2f}x | {'yes' if same else 'NO'}", flush=True)

@@ -17,7 +17,6 @@ The version's dashboard, which a run builds when it is on, is timed once per N: 
 version, so it costs the same after a full or an incremental run."""
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -26,17 +25,12 @@ import time
 from pathlib import Path
 
 import httpx
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import rated  # noqa: E402
 import rated_synth  # noqa: E402
-from flows.local_server import prefect_server  # noqa: E402
-
-LEDGER = ("inputs", "kept", "filtered", "quarantined", "pairs")
-
 
 def curate(paths, ws: Path, api_url: str, dataset: str, incremental: bool = False) -> tuple[float, float, dict]:
     """(seconds end to end, seconds of the flow run that made the version, the --json line). After
@@ -47,18 +41,12 @@ def curate(paths, ws: Path, api_url: str, dataset: str, incremental: bool = Fals
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--n", type=int, nargs="+", default=[100_000, 1_000_000])
-    args = parser.parse_args()
-    rated.DATA.mkdir(parents=True, exist_ok=True)
+    ns = rated.sizes(__doc__)
     print("seconds of `prefmill curate`, end to end | flow run only; ratio = incremental / full rebuild")
     print(f"{'N':>9} | {'layout':>12} | {'full rebuild':>15} | {'incremental':>13} | {'ratio':>13} | "
           f"{'nothing new':>11} | ledger = full's")
-    with tempfile.TemporaryDirectory(dir=rated.DATA) as home, prefect_server(Path(home)) as api_url:
-        config = Path(home) / "incremental.yaml"
-        config.write_text(yaml.safe_dump({**yaml.safe_load(rated.CONFIG.read_text()), "dashboard": {"enabled": False}}))
-        rated.CONFIG = config
-        for n in args.n:
+    with rated.served_without_dashboard() as api_url:
+        for n in ns:
             old = rated_synth.write(rated.DATA / f"uf_{n}.jsonl", n)
             new = rated_synth.write(rated.DATA / f"uf_{n}_plus_{n // 100}.jsonl", n // 100, start=n)
             with tempfile.TemporaryDirectory(dir=rated.DATA) as tmp:
@@ -84,10 +72,10 @@ def main() -> None:
 
 
 def row(n: int, layout: str, full: tuple, inc: tuple, idle: tuple) -> None:
-    same = all(inc[2][k] == full[2][k] for k in LEDGER)
+    same = all(inc[2][k] == full[2][k] for k in rated.LEDGER)
     print(f"{n:>9,} | {layout:>12} | {full[0]:>5.1f} | {full[1]:>5.1f} s | {inc[0]:>4.1f} | {inc[1]:>4.1f} s | "
           f"{inc[0] / full[0]:>5.1%} | {inc[1] / full[1]:>5.1%} | {idle[0]:>9.1f} s | "
-          f"{'yes' if same else 'NO: ' + str({k: (inc[2][k], full[2][k]) for k in LEDGER})}", flush=True)
+          f"{'yes' if same else 'NO: ' + str({k: (inc[2][k], full[2][k]) for k in rated.LEDGER})}", flush=True)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -34,6 +35,31 @@ from flows.local_server import prefect_server  # noqa: E402
 CONFIG = ROOT / "benchmarks" / "rated.yaml"
 DATA = Path(os.environ.get("PREFMILL_BENCH_DATA", ROOT / "data" / "workspace" / "bench"))
 WS = re.compile(r"[\t\n\f\r ]+")
+
+
+LEDGER = ("inputs", "kept", "filtered", "quarantined", "pairs")  # the --json keys two runs' versions must share
+
+
+def sizes(doc: str) -> list[int]:
+    """The --n argument of a rated benchmark (N = 100k and 1M by default)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[100_000, 1_000_000])
+    DATA.mkdir(parents=True, exist_ok=True)
+    return parser.parse_args().n
+
+
+@contextmanager
+def served_without_dashboard():
+    """A running Prefect server (yields its API URL), with CONFIG switched to benchmarks/rated.yaml
+    plus the dashboard off while it runs."""
+    global CONFIG
+    with tempfile.TemporaryDirectory(dir=DATA) as home, prefect_server(Path(home)) as api_url:
+        original, CONFIG = CONFIG, Path(home) / "no-dashboard.yaml"
+        CONFIG.write_text(yaml.safe_dump({**yaml.safe_load(original.read_text()), "dashboard": {"enabled": False}}))
+        try:
+            yield api_url
+        finally:
+            CONFIG = original
 
 
 def naive(path: Path) -> tuple[float, int]:
