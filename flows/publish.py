@@ -6,13 +6,22 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from prefect import get_run_logger
+from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 
 from dashboards.build import build_dashboard
 from pipeline.store.layout import StoreError, VersionRef, dashboard_dir
 from pipeline.store.manifest import LEDGER_KEYS
 
+
+class NoUsableInput(RuntimeError):
+    """No input record could be read: nothing to commit."""
+
+
+@task(name="publish-version", cache_policy=NO_CACHE)
+def publish(workspace: Path, manifest: dict, build: bool):
+    return publish_version(workspace, manifest, build)
 
 
 def artifact_key(dataset: str, what: str) -> str:
