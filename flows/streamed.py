@@ -12,11 +12,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from flows.increment import plan_run
 from flows.publish import NoUsableInput, publish
 from pipeline import incremental as increments
 from pipeline.config import CurateConfig
-from pipeline.incremental import Plan
-from pipeline.sources import unique_labels
 from pipeline.store.commit import commit_staged, committed_run, discard, stage
 from pipeline.store.manifest import LEDGER_KEYS
 from pipeline.store.versions import read_manifest
@@ -54,11 +53,6 @@ def commit_staged_task(workspace: Path, dataset: str, staging: Path, manifest: d
     return commit_staged(workspace, dataset, staging, manifest, base)
 
 
-@task(name="plan-increment", cache_policy=NO_CACHE)
-def plan_increment(ws: Path, dataset: str, inputs: list[str], labels: list[str], cfg: CurateConfig) -> Plan:
-    return increments.plan(ws, dataset, inputs, labels, cfg)
-
-
 def dask_client(address: str):
     from distributed import Client  # imported only when asked for: it costs about a second
 
@@ -71,10 +65,7 @@ def curate_streamed(inputs: list[str], dataset: str, ws: Path, cfg: CurateConfig
     killed before its commit resumes from its staging folder; one killed after it returns the
     version it committed. An incremental run reads only what the latest version has not seen."""
     log = get_run_logger()
-    labels = unique_labels([Path(p) for p in inputs])
-    todo = plan_increment(ws, dataset, inputs, labels, cfg) if increment else increments.full(inputs, labels)
-    if increment and todo.why_full:
-        log.warning("not incremental: %s; rebuilding in full", todo.why_full)
+    todo = plan_run(ws, dataset, inputs, cfg, increment, appendable=True)
     key = run_key(inputs, dataset, cfg, todo.base)
     done = committed_run(ws, dataset, key)
     if done is not None:
@@ -96,9 +87,7 @@ def curate_streamed(inputs: list[str], dataset: str, ws: Path, cfg: CurateConfig
             raise NoUsableInput(f"no input record could be read from {len(inputs)} file(s); "
                                 f"{run.counts['records']} quarantined")
         run_wide(run)
-        facts = write_streamed(run)
-        manifest = {**facts, "inputs": todo.inputs(facts["inputs"]), "run_key": key,
-                    "stats": {**facts["stats"], "increment": todo.report()}}
+        manifest = {**todo.finish(write_streamed(run)), "run_key": key}
     except BaseException:
         discard(staging)
         raise

@@ -12,9 +12,11 @@ import pyarrow.compute as pc
 from pipeline.columns import value_counts
 from pipeline.config import CurateConfig
 from pipeline.filters import apply_filters
+from pipeline.filters.prior import Prior, repeated_rows
 from pipeline.filters.length_bias import length_bias
 from pipeline.mixing import mixing_report
 from pipeline.pairs import build_pairs, finalize
+from pipeline.schema import conform
 from pipeline.signals.result import SignalResult
 from pipeline.sources.batch import TABLES
 
@@ -70,11 +72,17 @@ def model_runners(cfg: CurateConfig, cache_dir: Path | None):
 
 
 def select_pairs(raw: pa.Table, cfg: CurateConfig, cache_dir: Path | None,
-                 runners=None) -> tuple[pa.Table, pa.Table, dict]:
+                 runners=None, prior: Prior | None = None) -> tuple[pa.Table, pa.Table, dict]:
     """raw signal pairs -> (pairs, lineage, stats): ids, tie rule, filters, annotators (on the
-    run's `runners`, or its own), length-bias and mixing reports."""
+    run's `runners`, or its own), length-bias and mixing reports. With the `prior` of an
+    incremental run, pairs the parent decided are left out (their records go to
+    `prior.repeated`) and the run-wide filters respect the parent's kept prompts."""
     cands = build_pairs(raw)
-    filter_stats = apply_filters(cands, cfg.filters, cache_dir)
+    if prior is not None and prior.version is not None:
+        in_parent = prior.decided(cands.table["pair_id"])
+        prior.repeated = repeated_rows(prior, cands.table.filter(pa.array(in_parent))["input_ids"])[0]
+        cands = cands.subset(~in_parent)
+    filter_stats = apply_filters(cands, cfg.filters, cache_dir, prior=prior)
     if cfg.annotate.annotators:  # model-based annotators run on what survived the cheap filters
         from pipeline.annotate.apply import annotate_candidates
 
@@ -97,12 +105,17 @@ def select_pairs(raw: pa.Table, cfg: CurateConfig, cache_dir: Path | None,
 
 
 def version_tables_and_manifest(batch, signals: SignalResult, pairs: pa.Table, lineage: pa.Table,
-                                stats: dict, cfg: CurateConfig, flow_run_id: str | None) -> tuple[dict, dict]:
+                                stats: dict, cfg: CurateConfig, flow_run_id: str | None,
+                                prior: Prior | None = None) -> tuple[dict, dict]:
     """Everything a version holds: its tables, the ledger, and the manifest facts the store
-    completes (version, parent, files) at commit time."""
+    completes (version, parent, files) at commit time. The records of pairs an incremental run's
+    parent already decided (`prior.repeated`) are accounted as filtered."""
     from pipeline.ledger import build_ledger
 
-    ledger, summary = build_ledger(batch.records, batch.quarantine, lineage, signals.unpaired)
+    unpaired = signals.unpaired
+    if prior is not None and prior.repeated is not None:
+        unpaired = pa.concat_tables([conform("unpaired", unpaired), conform("unpaired", prior.repeated)])
+    ledger, summary = build_ledger(batch.records, batch.quarantine, lineage, unpaired)
     stats = dict(stats)
     counts = {"records": batch.records.num_rows, **{f"rows_{k}": batch.tables[k].num_rows for k in SOURCE_KINDS},
               "signal_turns": signals.signals.num_rows, **stats.pop("funnel")}

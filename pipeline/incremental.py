@@ -58,22 +58,27 @@ class Plan:
     def report(self) -> dict:
         """The manifest's `stats.increment`: what this run built on and read."""
         if self.base is None:
-            return {"parent": None, "full_rebuild": self.why_full}
+            return {"parent": None, "full_rebuild": self.why_full or "a full run (not incremental)"}
         return {"parent": self.base, "files_read": [label for _, label, start in self.read if start is None],
                 "files_appended": {label: start.line for _, label, start in self.read if start is not None},
                 "files_skipped": len(self.carried)}
 
-    def inputs(self, read_entries: list[dict]) -> list[dict]:
-        """The new version's `inputs`: every file it covers, read now or carried from the parent."""
-        return self.carried + read_entries
+    def finish(self, facts: dict) -> dict:
+        """A run's manifest facts with every input the version covers (read now or carried from the
+        parent) and `stats.increment`."""
+        return {**facts, "inputs": self.carried + facts["inputs"],
+                "stats": {**facts["stats"], "increment": self.report()}}
 
 
 def full(paths: list[str], labels: list[str], why: str | None = None) -> Plan:
     return Plan(why_full=why, read=[(p, label, None) for p, label in zip(paths, labels)])
 
 
-def plan(workspace, dataset: str, paths: list[str], labels: list[str], cfg: CurateConfig) -> Plan:
-    """What an incremental run of `paths` must read, given the dataset's latest version."""
+def plan(workspace, dataset: str, paths: list[str], labels: list[str], cfg: CurateConfig,
+         appendable: bool = True) -> Plan:
+    """What an incremental run of `paths` must read, given the dataset's latest version; files
+    that grew are read from where the parent ended when `appendable` (rated files), else the run
+    is rebuilt in full."""
     base = latest_version(workspace_path(workspace), dataset)
     if base is None:
         return full(paths, labels, "the dataset has no version yet")
@@ -95,6 +100,8 @@ def plan(workspace, dataset: str, paths: list[str], labels: list[str], cfg: Cura
             out.read.append((path, label, None))
             continue
         decision = _compare(Path(path), entry, label)
+        if isinstance(decision, Start) and not appendable:
+            decision = "grew (only rated files are read from where the parent ended)"
         if isinstance(decision, str):
             return full(paths, labels, f"{path} {decision} since v{base}")
         if decision is None:

@@ -36,6 +36,12 @@ class Candidates:
         table = self.table if columns is None else self.table.select(columns)
         return (table if len(idx) == table.num_rows else table.take(idx)), idx
 
+    def subset(self, mask: np.ndarray) -> "Candidates":
+        """The rows where `mask` holds, with their decisions so far."""
+        keep = pa.array(mask)
+        return Candidates(self.table.filter(keep), [(n, p.filter(keep), r.filter(keep)) for n, p, r in self.log],
+                          None if self.annotation is None else self.annotation.filter(keep))
+
     def record(self, name: str, idx: np.ndarray, passed, reason) -> None:
         """Store a filter's verdicts for the rows `idx` (positions in self.table)."""
         n = self.table.num_rows

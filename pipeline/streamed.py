@@ -41,7 +41,7 @@ from pipeline.config import CurateConfig
 from pipeline.curation import SOURCE_KINDS, code_version, disabled, manifest_facts, miner
 from pipeline.filters import PER_PAIR, RUN_WIDE, RUN_WIDE_COLUMNS, apply_filters
 from pipeline.filters.length_bias import length_bias_of
-from pipeline.filters.prior import Prior, index_part
+from pipeline.filters.prior import Prior, index_part, repeated_rows
 from pipeline.ledger import ledger_table
 from pipeline.mixing import mixing_report
 from pipeline.pairs import Candidates, build_pairs, finalize, merge_duplicates
@@ -242,12 +242,8 @@ class StreamedRun:
     def _in_parent(self, rows: pa.Table) -> pa.Table:
         """Unpaired rows (plus `spans`) for the records of pairs the parent version already decided:
         they are accounted as filtered, naming the parent."""
-        ids = rows["input_ids"].combine_chunks()
-        flat = pc.list_flatten(ids)
-        return pa.table({"record_id": flat,
-                         "reason": pa.array(np.full(len(flat), f"pair_exists: its pair is already in the "
-                                                               f"{self.prior.where}", dtype=object), pa.string()),
-                         "spans": _array(rows["spans"]).take(pc.list_parent_indices(ids))})
+        table, at = repeated_rows(self.prior, rows["input_ids"])
+        return table.append_column("spans", _array(rows["spans"]).take(at))
 
     def _spilled(self, b: int) -> Candidates:
         """Block b's candidate pairs with their per-pair decisions, as phase 1 spilled them."""

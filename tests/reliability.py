@@ -21,8 +21,9 @@ when a figure or an outcome does).
 """
 PENDING = """
 Not covered yet (issue 6): resuming a killed in-memory run (inputs other than rated files restart
-from the beginning; their commit is still atomic); incremental and Dask runs of inputs other than
-rated files (they rebuild in full, on local threads).
+from the beginning; their commit is still atomic); Dask for inputs other than rated files (they
+run on local threads); an incremental in-memory run does not yet check duplicate conversation ids
+or accepted answers against the parent.
 """
 
 pending: dict[str, list[dict]] = {}   # rows recorded by a test still running, by node id

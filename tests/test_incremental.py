@@ -3,6 +3,7 @@ the records that version has not seen, keeps every parent row unchanged (its fil
 rewritten), and ends with the version a full rebuild makes, except where the parent's decisions
 are final: records the test makes conflict with the parent on purpose. Real LAMP data in the
 UltraFeedback form, through the real curate flow."""
+import gzip
 import hashlib
 import json
 import os
@@ -15,7 +16,7 @@ import pytest
 from flows.curate import curate
 from pipeline.store import StoreError, query, verify_version
 from pipeline.store.layout import table_files
-from rated_files import inject_faults, lamp_as_ultrafeedback, write
+from rated_files import SAMPLES, inject_faults, lamp_as_ultrafeedback, write
 
 # exact prompt dedup only: LAMP's prompts are semantically close, and which of two near-duplicates
 # represents a group may differ from a full rebuild (test_semantic_... covers semantic dedup)
@@ -231,3 +232,41 @@ def test_semantic_dedup_and_the_cap_hold_across_the_parent(tmp_path):
     assert (vectors[new] @ vectors[~new].T).max() < 0.95
     keys = exact_key(pa.array(texts)).to_pylist()
     assert not {k for k, n in zip(keys, new) if n} & {k for k, n in zip(keys, new) if not n}
+
+
+def test_conversation_logs_build_on_the_parent_in_memory(tmp_path, reliability):
+    """The in-memory path (ShareGPT conversations and PandaLM human votes, mixed in daily files):
+    day 2's file is read alone,
+    the parent's rows are kept as they are, every record of both days is in the ledger once, and
+    each record whose fate differs from a full rebuild's is one the parent's final decisions
+    explain. A log that grew cannot be read from the middle here: it is rebuilt in full."""
+    chats = gzip.decompress((SAMPLES / "sharegpt_multiturn.jsonl.gz").read_bytes()).decode().splitlines()
+    votes = (SAMPLES / "pairwise_pandalm_human.jsonl").read_text().splitlines()
+    day1, day2 = chats[:1000] + votes[:237], chats[1000:] + votes[237:]
+    lines = day1 + day2
+    d1, d2 = write(tmp_path / "day1.jsonl", day1), write(tmp_path / "day2.jsonl", day2)
+    ws = tmp_path / "ws"
+    run(ws, "chats", [d1])
+    v2 = run(ws, "chats", [d1, d2], incremental=True)
+    full = run(ws, "full", [d1, d2])
+    assert v2["parent"] == 1 and v2["stats"]["increment"]["files_read"] == ["day2.jsonl"]
+    assert v2["counts"]["records"] == len(day2)  # day 1 was not read
+    for table in KEYS:
+        assert rows_only_in(ws, table, ("chats", 1), ("chats", 2)) == [], table
+    lost = lost_records(ws, ("chats", 2), ("full", 1))
+    assert v2["ledger"]["inputs"] == full["ledger"]["inputs"] == len(lines) and lost == 0
+    assert v2["ledger"]["pairs"] > 50
+    mine = {r["record_id"]: r for r in rows_only_in(ws, "ledger", ("chats", 2), ("full", 1))}
+    theirs = {r["record_id"]: r for r in rows_only_in(ws, "ledger", ("full", 1), ("chats", 2))}
+    assert set(mine) == set(theirs)
+    for rid, row in mine.items():  # the parent's decisions held, or a full rebuild re-decided the group
+        assert "parent version v1" in (row["reason"] or "") or \
+            (theirs[rid]["reason"] or "").startswith(("per_prompt_cap", "prompt_dedup")), (row, theirs[rid])
+    reliability("incremental run: conversation logs", "a version built on its parent from a new day of real "
+                "ShareGPT conversations and PandaLM votes (in memory): every record of both days in its ledger once, the parent's "
+                "rows unchanged", len(lines), v2["ledger"]["inputs"] - lost, lost)
+    with d2.open("a", encoding="utf-8") as f:
+        f.write(chats[0] + "\n")
+    v3 = run(ws, "chats", [d1, d2], incremental=True)
+    assert v3["stats"]["increment"]["full_rebuild"] == \
+        f"{d2} grew (only rated files are read from where the parent ended) since v2"

@@ -34,6 +34,7 @@ class Prior:
     index: list[Path] = field(default_factory=list)     # the parent's prompt-index parts
     texts: Callable[[pa.Array], pa.Array] | None = None  # parent prompt ids -> their texts (semantic dedup)
     seen: pa.Table | None = None                        # filled by prompt dedup: this run's prompt_id, key
+    repeated: pa.Table | None = None                    # filled by select_pairs: records of pairs the parent decided
 
     @property
     def where(self) -> str:
@@ -57,6 +58,16 @@ class Prior:
         return _scan(f"SELECT prompt_id, any_value(key) AS key, sum(pairs)::BIGINT AS pairs "
                      f"FROM read_parquet({_files(self.index)}) {where} GROUP BY prompt_id ORDER BY prompt_id",
                      ids=[] if prompt_ids is None else prompt_ids, keys=[] if keys is None else keys).cast(PROMPTS)
+
+
+def repeated_rows(prior: Prior, input_ids: pa.Array | pa.ChunkedArray) -> tuple[pa.Table, pa.Array]:
+    """Unpaired rows (schemas/unpaired.yaml) for the records of pairs the parent already decided,
+    and the position of each row's pair in `input_ids`."""
+    ids = _plain(input_ids) if isinstance(input_ids, pa.ChunkedArray) else input_ids
+    flat = pc.list_flatten(ids)
+    reason = f"pair_exists: its pair is already in the {prior.where}"
+    return (pa.table({"record_id": flat, "reason": pa.array(np.full(len(flat), reason, dtype=object), pa.string())}),
+            pc.list_parent_indices(ids))
 
 
 def _plain(values) -> pa.Array:

@@ -84,8 +84,9 @@ class _FileReader:
         self.counters: Counter = Counter()
 
     def run(self) -> SourceBatch:
-        sha256 = size = None
+        sha256 = size = mtime_ns = None
         try:
+            mtime_ns = self.path.stat().st_mtime_ns
             sha256, size = readers.fingerprint(self.path)
             for rec in readers.iter_records(self.path):
                 self._record(rec)
@@ -94,7 +95,7 @@ class _FileReader:
             if self.records:
                 message += f" (after {len(self.records)} records were read)"
             self._quarantine(0, None, RecordError("unreadable_file", f"{self.source}: {message}"))
-        return self._batch(sha256, size)
+        return self._batch(sha256, size, mtime_ns)
 
     def _record(self, rec: readers.RawRecord) -> None:
         record_id = f"{self.label}:{rec.line}"
@@ -124,7 +125,7 @@ class _FileReader:
         self.records.append((record_id, line))
         self.quarantine.append(quarantine_row(record_id, self.source, line, exc.kind, exc.message, raw))
 
-    def _batch(self, sha256: str | None, size: int | None) -> SourceBatch:
+    def _batch(self, sha256: str | None, size: int | None, mtime_ns: int | None) -> SourceBatch:
         stats = {"pii_scrubbed": {kind: 0 for kind in pii.KINDS} if self.cfg.scrub_pii else {},
                  "normalized": dict(self.counters)}
         tables = {name: from_rows(name, rows) for name, rows in self.rows.items()}
@@ -139,7 +140,7 @@ class _FileReader:
         return SourceBatch(
             tables=tables, quarantine=quarantine, records=records,
             inputs=[{"path": self.source, "label": self.label, "sha256": sha256, "bytes": size,
-                     "records": len(self.records)}],
+                     "records": len(self.records), "mtime_ns": mtime_ns}],
             stats=stats, accepted_answers=pa.Table.from_pylist(self.links, schema=LINKS))
 
 

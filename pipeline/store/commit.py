@@ -107,8 +107,10 @@ def _publish(ddir: Path, tmp: Path, workspace: Path, dataset: str, manifest: dic
     raise StoreError(f"could not find a free version number for {dataset} after {MAX_RENAME_ATTEMPTS} attempts")
 
 
-def commit_version(workspace: Path, dataset: str, tables: dict[str, pa.Table], manifest: dict) -> dict:
-    """Write `tables` as the next version of `dataset` and return its final manifest.
+def commit_version(workspace: Path, dataset: str, tables: dict[str, pa.Table], manifest: dict,
+                   base: int | None = None) -> dict:
+    """Write `tables` as the next version of `dataset` and return its final manifest. With `base`
+    (an incremental run), `tables` hold the new rows only and join version `base`'s (commit_staged).
 
     `tables` has keys pairs, lineage, quarantine, ledger and optionally signals; each is validated
     against its schema. `manifest` carries the dataset-level facts (flow_run_id, config, config_hash,
@@ -121,6 +123,8 @@ def commit_version(workspace: Path, dataset: str, tables: dict[str, pa.Table], m
     try:
         for name, table in conformed.items():
             pq.write_table(table, tmp / f"{name}.parquet", compression="zstd")
+        if base is not None:
+            return commit_staged(workspace, dataset, tmp, manifest, base)
         return _seal_and_publish(workspace, dataset, tmp, prepared)
     except BaseException:
         discard(tmp)
