@@ -49,6 +49,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/injection.py
 	$(BIN)/python benchmarks/recipes.py
 	$(BIN)/python benchmarks/rated.py --n 100000
+	$(BIN)/python benchmarks/incremental.py --n 100000
+	$(BIN)/python benchmarks/dask_workers.py --n 100000
 
 clean:
 	rm -rf $(VENV) $(WS) .pytest_cache
