@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import rated  # noqa: E402
 import rated_synth  # noqa: E402
 
+
 def main() -> None:
     ns = rated.sizes(__doc__)
     print("seconds and prompts/s of `prefmill curate` (running Prefect server)")

@@ -16,14 +16,15 @@ from pipeline.store import query
 from rated_files import inject_faults, lamp_as_ultrafeedback, pandalm_as_candidates, write
 
 CONFIG = {"dashboard": {"enabled": False}, "mixing": {"separability": "off"},
-          "sources": {"rated_block_bytes": 8192},  # many blocks
+          "sources": {"rated_block_bytes": 32768},  # about 50 blocks
           "filters": {"dedup": {"semantic": False}}}
 TABLES = ("pairs", "lineage", "ledger", "quarantine")
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      worker_dashboard_address=None) as c:
         yield c
 
 
@@ -33,6 +34,13 @@ def inputs(tmp_path_factory):
     lines, _ = inject_faults(lamp_as_ultrafeedback())
     return [write(folder / "lamp_uf.jsonl", lines),
             write(folder / "pandalm.jsonl", [json.dumps(r) for r in pandalm_as_candidates()])]
+
+
+@pytest.fixture(scope="module")
+def single(inputs, tmp_path_factory):
+    """A workspace holding the single-process run's version (dataset `local`) and its manifest."""
+    ws = tmp_path_factory.mktemp("dask-ws")
+    return ws, curate([str(p) for p in inputs], "local", str(ws), CONFIG)
 
 
 def differing(ws, a: str, b: str) -> dict:
@@ -45,9 +53,8 @@ def differing(ws, a: str, b: str) -> dict:
     return out
 
 
-def test_dask_workers_commit_the_single_process_version(inputs, tmp_path, cluster):
-    ws = tmp_path / "ws"
-    local = curate([str(p) for p in inputs], "local", str(ws), CONFIG)
+def test_dask_workers_commit_the_single_process_version(inputs, single, cluster):
+    ws, local = single
     spread = curate([str(p) for p in inputs], "dask", str(ws), CONFIG, dask_address=cluster.scheduler_address)
     assert differing(ws, "local", "dask") == {t: (0, 0) for t in TABLES}
     assert local["ledger"]["pairs"] > 100
@@ -55,16 +62,16 @@ def test_dask_workers_commit_the_single_process_version(inputs, tmp_path, cluste
         assert spread[key] == local[key], key
     # the blocks ran on both worker processes, not in this one
     dask = spread["stats"]["dask"]
-    assert dask["blocks"] > 20
+    assert dask["blocks"] > 30
     assert len(dask["worker_pids"]) == 2 and os.getpid() not in dask["worker_pids"]
 
 
-def test_a_worker_killed_mid_run_loses_nothing(inputs, tmp_path, reliability):
+def test_a_worker_killed_mid_run_loses_nothing(inputs, single, reliability):
     """SIGKILL one worker process once blocks are flowing: its blocks are computed again on the
     other worker (or its restarted replacement), and the version is the single-process one."""
-    ws = tmp_path / "ws"
-    local = curate([str(p) for p in inputs], "local", str(ws), CONFIG)
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c, \
+    ws, local = single
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      worker_dashboard_address=None) as c, \
             Client(c.scheduler_address) as client:
         pids = list(client.run(os.getpid).values())
         killed = []
@@ -80,9 +87,9 @@ def test_a_worker_killed_mid_run_loses_nothing(inputs, tmp_path, reliability):
 
         killer = threading.Thread(target=kill_when_busy)
         killer.start()
-        spread = curate([str(p) for p in inputs], "dask", str(ws), CONFIG, dask_address=c.scheduler_address)
+        spread = curate([str(p) for p in inputs], "killed", str(ws), CONFIG, dask_address=c.scheduler_address)
         killer.join()
-    diff = differing(ws, "local", "dask")
+    diff = differing(ws, "local", "killed")
     lost = local["ledger"]["inputs"] - spread["ledger"]["inputs"]
     reliability("Dask worker killed", "a streamed curate on 2 Dask worker processes, one SIGKILLed while blocks "
                 "were running: the version equals the single-process run's", 1,
