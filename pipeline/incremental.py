@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.columns import sorted_unique
 from pipeline.config import CurateConfig
 from pipeline.curation import code_version
 from pipeline.filters.dedup import exact_key
@@ -171,13 +172,11 @@ def load_prior(workspace, dataset: str, version: int, cfg: CurateConfig) -> Prio
 def build_index(vdir: Path, cfg: CurateConfig) -> pa.Table:
     """The kept prompts of a version with their exact-dedup keys and kept pair counts."""
     pairs = pq.read_table(table_files(vdir, "pairs"), columns=["prompt_id", "prompt"])
-    counts = pairs.group_by("prompt_id", use_threads=False).aggregate([("prompt_id", "count")])
-    first = pa.table({"prompt_id": pairs["prompt_id"], "i": pa.array(range(pairs.num_rows), pa.int64())}) \
-        .group_by("prompt_id", use_threads=False).aggregate([("i", "min")])
-    first = first.take(pc.index_in(counts["prompt_id"], first["prompt_id"]))
-    texts = messages_text(pairs["prompt"].take(first["i_min"]), with_roles=False)
+    ids, first, _, counts = sorted_unique(pairs["prompt_id"])
+    texts = messages_text(pairs["prompt"].take(pa.array(first)), with_roles=False)
     keys = sha256_hex(exact_key(texts)) if cfg.filters.dedup.exact else pa.nulls(len(texts), pa.string())
-    return pa.table({"prompt_id": counts["prompt_id"], "key": keys, "pairs": counts["prompt_id_count"]}, schema=PROMPTS)
+    return pa.table({"prompt_id": pa.array(ids, pa.string()), "key": keys, "pairs": pa.array(counts, pa.int64())},
+                    schema=PROMPTS)
 
 
 def save_index(workspace, dataset: str, version: int, prior: Prior, part: pa.Table) -> None:

@@ -74,8 +74,9 @@ def dedup_prompts(table: pa.Table, cfg: DedupConfig, cache_dir: Path | None,
     seen, first_in_order = np.unique(group[order], return_index=True)
     rep = np.empty(n_groups, dtype=np.int64)
     rep[seen] = order[first_in_order]
-    stats["prompt_groups"] = {"prompts": int(len(uniq)), "groups": int(len(np.unique(group[:len(uniq)]))),
-                              "duplicate_prompts": int(len(uniq) - len(np.unique(group[:len(uniq)])))}
+    groups = len(np.unique(group[:len(uniq)]))  # the groups the run's own prompts fall in
+    stats["prompt_groups"] = {"prompts": int(len(uniq)), "groups": int(groups),
+                              "duplicate_prompts": int(len(uniq) - groups)}
     prompt_rep = rep[group[:len(uniq)]]
     keeps = (prompt_rep == np.arange(len(uniq))) | parental[:len(uniq)]  # a prompt the parent kept stays kept
     # reasons per prompt (not per pair): only duplicate prompts need a sentence of their own

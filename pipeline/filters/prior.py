@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import duck
+from pipeline.store.layout import sql_list
 
 PROMPTS = pa.schema([("prompt_id", pa.string()), ("key", pa.string()), ("pairs", pa.int64())])
 
@@ -44,7 +45,7 @@ class Prior:
         """Which of `pair_ids` the parent decided (kept or not)."""
         if not self.lineage or not len(pair_ids):
             return np.zeros(len(pair_ids), bool)
-        found = _scan(f"SELECT DISTINCT pair_id FROM read_parquet({_files(self.lineage)}) "
+        found = _scan(f"SELECT DISTINCT pair_id FROM read_parquet({sql_list(self.lineage)}) "
                       "WHERE pair_id IN (SELECT v FROM ids)", ids=pair_ids)
         return pc.is_in(pair_ids, value_set=found["pair_id"]).to_numpy(zero_copy_only=False)
 
@@ -56,7 +57,7 @@ class Prior:
         where = "" if prompt_ids is None and keys is None else \
             "WHERE prompt_id IN (SELECT v FROM ids) OR key IN (SELECT v FROM keys)"
         return _scan(f"SELECT prompt_id, any_value(key) AS key, sum(pairs)::BIGINT AS pairs "
-                     f"FROM read_parquet({_files(self.index)}) {where} GROUP BY prompt_id ORDER BY prompt_id",
+                     f"FROM read_parquet({sql_list(self.index)}) {where} GROUP BY prompt_id ORDER BY prompt_id",
                      ids=[] if prompt_ids is None else prompt_ids, keys=[] if keys is None else keys).cast(PROMPTS)
 
 
@@ -72,10 +73,6 @@ def repeated_rows(prior: Prior, input_ids: pa.Array | pa.ChunkedArray) -> tuple[
 
 def _plain(values) -> pa.Array:
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else pa.array(values, pa.string())
-
-
-def _files(paths: list[Path]) -> str:
-    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
 
 
 def _scan(sql: str, **values) -> pa.Table:

@@ -21,7 +21,7 @@ from pipeline.schema import SchemaError, conform, empty, schema
 from pipeline.store import manifest as mf
 from pipeline.store.catalog import refresh_catalog_quietly
 from pipeline.store.layout import (MANIFEST_FILE, REQUIRED_TABLES, TABLES, TMP_PREFIX, VERSION_FILE, StoreError,
-                                   check_name, dataset_dir, latest_version, part_name, table_files,
+                                   check_name, dataset_dir, latest_version, part_name, sql_list, table_files,
                                    version_dir, workspace_path)
 from pipeline.store.verify import file_facts
 from pipeline.store.versions import read_manifest
@@ -216,8 +216,7 @@ def _duplicate_pair_ids(files: list[Path]) -> tuple[int, int]:
     """(rows, rows whose pair_id an earlier row has) over a table's parts."""
     con = duck.connect()
     try:
-        listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-        rows, distinct = con.execute(f"SELECT count(*), count(DISTINCT pair_id) FROM read_parquet([{listed}])").fetchall()[0]
+        rows, distinct = con.execute(f"SELECT count(*), count(DISTINCT pair_id) FROM read_parquet({sql_list(files)})").fetchall()[0]
     finally:
         con.close()
     return rows, rows - distinct

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import duckdb
 
-from pipeline.store.layout import StoreError, resolve_ref, sql_literal, table_files
+from pipeline.store.layout import StoreError, resolve_ref, sql_list, table_files
 
 EXAMPLES = 5
 COMPARED = ("score_chosen", "score_rejected", "margin", "weight", "annotator")
@@ -36,7 +36,7 @@ def diff_versions(workspace, ref_a, ref_b) -> dict:
         try:
             for alias, folder in (("a", dir_a), ("b", dir_b)):
                 con.execute(f"CREATE TEMP VIEW {alias} AS SELECT * FROM "
-                            f"read_parquet([{', '.join(sql_literal(str(f)) for f in table_files(folder, 'pairs'))}], "
+                            f"read_parquet({sql_list(table_files(folder, 'pairs'))}, "
                             "hive_partitioning = false)")
             out = {"a": str(a), "b": str(b),
                    "pairs": {"a": con.execute("SELECT count(*) FROM a").fetchone()[0],

@@ -18,7 +18,7 @@ import duckdb
 import pyarrow as pa
 import yaml
 
-from pipeline.store.layout import PART_RE, StoreError, resolve_ref, sql_literal, table_files
+from pipeline.store.layout import PART_RE, StoreError, resolve_ref, sql_list, table_files
 from pipeline.store.manifest import LEDGER_KEYS
 from pipeline.store.verify import verify_version
 from pipeline.store.versions import read_manifest
@@ -56,7 +56,7 @@ def format_table(pairs_paths: list[Path], fmt: str) -> pa.Table:
     """The rows of the pair files `pairs_paths` in export format `fmt`, computed in DuckDB."""
     if fmt not in FORMATS:
         raise StoreError(f"unknown export format {fmt!r} (choose from {', '.join(FORMATS)})")
-    sql = FORMATS[fmt].format(src=PAIRS.format(paths="[" + ", ".join(sql_literal(str(p)) for p in pairs_paths) + "]"))
+    sql = FORMATS[fmt].format(src=PAIRS.format(paths=sql_list(pairs_paths)))
     with duckdb.connect() as con:
         try:
             return con.sql(sql).to_arrow_table()

@@ -77,6 +77,11 @@ def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def sql_list(paths) -> str:
+    """A SQL list of path literals (DuckDB's read_parquet takes one)."""
+    return "[" + ", ".join(sql_literal(str(p)) for p in paths) + "]"
+
+
 def workspace_path(workspace) -> Path:
     return Path(workspace).expanduser().resolve()
 
