@@ -19,7 +19,8 @@ from pipeline.config import CurateConfig
 from pipeline.store.commit import commit_staged, committed_run, discard, stage
 from pipeline.store.manifest import LEDGER_KEYS
 from pipeline.store.versions import read_manifest
-from pipeline.streamed import StreamedRun, run_key
+from pipeline.curation import run_key
+from pipeline.streamed import StreamedRun
 
 PROGRESS_SECONDS = 5.0
 

@@ -2,6 +2,9 @@
 filtered pairs, and assemble the manifest. Pure functions over Arrow tables (no Prefect)."""
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import subprocess
 from importlib.metadata import version as pkg_version
 from pathlib import Path
@@ -41,6 +44,13 @@ def miner(kind: str, cfg: CurateConfig):
     fn = {"conversations": conversations.mine_conversations, "ugc": ugc.mine_ugc,
           "edits": edits.mine_edits, "judgments": pairwise.mine_pairwise}[kind]
     return lambda table: fn(table, section)
+
+
+def mine_table(kind: str, table: pa.Table, cfg: CurateConfig) -> tuple[SignalResult, int]:
+    """Mine one canonical table (or a slice of one): its signal's pairs, or why none; with the
+    pid of the process that mined it (a Dask worker's, when the flow sends it there)."""
+    run = miner(kind, cfg)
+    return (run(table) if run else disabled(kind, table, cfg)), os.getpid()
 
 
 def disabled(kind: str, table: pa.Table, cfg: CurateConfig) -> SignalResult:
@@ -142,3 +152,20 @@ def code_version() -> str:
     except (OSError, subprocess.SubprocessError):
         sha = ""
     return f"{v}+{sha}" if sha else v
+
+
+def run_key(paths: list, dataset: str, cfg: CurateConfig, base: int | None = None) -> str:
+    """What makes two runs the same run: dataset, config, code, each input's path, size and
+    modification time (a file that changed makes a new run, never a resumed one), and the version
+    an incremental run builds on. A missing file counts as such (the run quarantines it)."""
+    files = [_file_facts(Path(p)) for p in paths]
+    facts = json.dumps([dataset, cfg.digest(), code_version(), files] + ([base] if base is not None else []))
+    return hashlib.sha256(facts.encode()).hexdigest()[:32]
+
+
+def _file_facts(path: Path) -> tuple:
+    try:
+        st = path.stat()
+    except OSError:
+        return str(path.resolve()), None, None
+    return str(path.resolve()), st.st_size, st.st_mtime_ns

@@ -19,7 +19,6 @@ done-marker written atomically after its parts. A run killed before its commit l
 the rerun reads the finished blocks' parts instead of computing them, and redoes phases 2 and 3."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -38,7 +37,7 @@ import pyarrow.parquet as pq
 
 from pipeline.columns import first_content, value_counts
 from pipeline.config import CurateConfig
-from pipeline.curation import SOURCE_KINDS, code_version, disabled, manifest_facts, miner
+from pipeline.curation import SOURCE_KINDS, disabled, manifest_facts, miner
 from pipeline.filters import PER_PAIR, RUN_WIDE, RUN_WIDE_COLUMNS, apply_filters
 from pipeline.filters.length_bias import length_bias_of
 from pipeline.filters.prior import Prior, index_part, repeated_rows
@@ -56,15 +55,6 @@ SPILL = "parts"   # the staging folder's subfolder for the parts; removed before
 def streamable(paths: list, cfg: CurateConfig) -> bool:
     """True when the run can be streamed: only rated files, no recipe, no model annotator."""
     return bool(paths) and not cfg.recipes and not cfg.annotate.annotators and all(rated.sniff(Path(p)) for p in paths)
-
-
-def run_key(paths: list, dataset: str, cfg: CurateConfig, base: int | None = None) -> str:
-    """What makes two runs the same run: dataset, config, code, each input's path, size and
-    modification time (a file that changed makes a new run, never a resumed one), and the version
-    an incremental run builds on."""
-    files = [(str(Path(p).resolve()), Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in paths]
-    facts = json.dumps([dataset, cfg.digest(), code_version(), files] + ([base] if base is not None else []))
-    return hashlib.sha256(facts.encode()).hexdigest()[:32]
 
 
 class StreamedRun:

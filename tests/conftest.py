@@ -21,13 +21,17 @@ def samples() -> Path:
 
 @pytest.fixture(scope="session")
 def curated(tmp_path_factory):
-    """All shared samples curated twice into one workspace (v1, v2) with the default config, by the
-    real `prefmill curate`. Shared by the session: tests must not change these versions."""
+    """All shared samples curated twice into one workspace (v1, v2) by the real `prefmill curate`:
+    with the default config, then mined in batches of 100 records (the same run with the same config
+    would return v1). Shared by the session: tests must not change these versions."""
     from cli_helpers import ALL_SAMPLES, last_json, run
 
     ws = tmp_path_factory.mktemp("ws")
     first = last_json(run("curate", *ALL_SAMPLES, "--dataset", "samples", "--workspace", str(ws), "--json"))
-    second = last_json(run("curate", *ALL_SAMPLES, "--dataset", "samples", "--workspace", str(ws), "--json"))
+    batches = ws / "batches.yaml"
+    batches.write_text("batch_size: 100\n")
+    second = last_json(run("curate", *ALL_SAMPLES, "--dataset", "samples", "--workspace", str(ws), "--json",
+                           "--config", str(batches)))
     return ws, first, second
 
 

@@ -20,10 +20,8 @@ when a figure or an outcome does).
 |---|---|---:|---:|---:|---|---|
 """
 PENDING = """
-Not covered yet (issue 6): resuming a killed in-memory run (inputs other than rated files restart
-from the beginning; their commit is still atomic); Dask for inputs other than rated files (they
-run on local threads); an incremental in-memory run does not yet check duplicate conversation ids
-or accepted answers against the parent.
+Not covered yet (issue 6): an incremental in-memory run does not yet check duplicate
+conversation ids or accepted answers against the parent.
 """
 
 pending: dict[str, list[dict]] = {}   # rows recorded by a test still running, by node id

@@ -25,6 +25,7 @@ def test_curate_commits_a_balanced_version_from_every_sample(curated):
 
 
 def test_rerun_is_deterministic_and_chained(curated):
+    """v2 mined the same files in batches of 100 records instead of 5,000: the same pairs."""
     ws, first, second = curated
     assert second["version"] == 2 and second["pairs"] == first["pairs"]
     diff = json.loads(run("diff", "samples@1", "samples@2", "--workspace", str(ws), "--json").stdout)

@@ -1,7 +1,9 @@
-"""Streamed curation on Dask: with `dask_address`, each block of a rated file is parsed, paired,
-filtered and spilled by a worker of a real `distributed` cluster (a LocalCluster of two worker
-processes here), and the version is the one the single-process run commits, table for table. A
-worker killed mid-run costs nothing: Dask runs its blocks again elsewhere."""
+"""Curation on Dask: with `dask_address`, each block of a rated file is parsed, paired, filtered
+and spilled by a worker of a real `distributed` cluster (a LocalCluster of two worker processes
+here), and each batch of an in-memory run (real conversations, votes and edits) is mined there.
+Either way the version is the one the single-process run commits, table for table. A worker
+killed mid-run costs nothing: Dask runs its blocks again elsewhere."""
+import gzip
 import json
 import os
 import signal
@@ -13,6 +15,7 @@ from distributed import Client, LocalCluster
 
 from flows.curate import curate
 from pipeline.store import query
+from conftest import SAMPLES
 from rated_files import inject_faults, lamp_as_ultrafeedback, pandalm_as_candidates, write
 
 CONFIG = {"dashboard": {"enabled": False}, "mixing": {"separability": "off"},
@@ -96,3 +99,20 @@ def test_a_worker_killed_mid_run_loses_nothing(inputs, single, reliability):
                 int(bool(killed) and diff == {t: (0, 0) for t in TABLES}), lost)
     assert killed
     assert diff == {t: (0, 0) for t in TABLES} and lost == 0
+
+
+def test_dask_workers_mine_an_in_memory_run_as_one_process_does(cluster, tmp_path):
+    chats = gzip.decompress((SAMPLES / "sharegpt_multiturn.jsonl.gz").read_bytes()).decode().splitlines()
+    (tmp_path / "chats.jsonl").write_text("\n".join(chats[:600]) + "\n")
+    inputs = [str(p) for p in (tmp_path / "chats.jsonl", SAMPLES / "pairwise_pandalm_human.jsonl",
+                               SAMPLES / "lamp_edits.jsonl")]
+    config = {**CONFIG, "batch_size": 50}
+    ws = tmp_path / "ws"
+    local = curate(inputs, "local", str(ws), config)
+    spread = curate(inputs, "dask", str(ws), config, dask_address=cluster.scheduler_address)
+    assert differing(ws, "local", "dask") == {t: (0, 0) for t in TABLES}
+    assert {"edit", "human_pairwise"} <= set(local["stats"]["pairs_by_signal"])
+    for key in ("counts", "ledger", "inputs"):
+        assert spread[key] == local[key], key
+    dask = spread["stats"]["dask"]  # 12 + 4 batches and the votes, mined in both workers, not here
+    assert dask["mined"] == 17 and len(dask["worker_pids"]) == 2 and os.getpid() not in dask["worker_pids"]

@@ -49,12 +49,18 @@ dashboard: {{enabled: false}}
             deadline = time.monotonic() + 240   # the next minute boundary, then the run itself
             while not manifest_path.exists() and time.monotonic() < deadline and served.poll() is None:
                 time.sleep(2)
+            flow_run = None
+            while manifest_path.exists() and time.monotonic() < deadline and served.poll() is None:
+                # the version is committed before the run ends (it still publishes): wait for its final state
+                flow_run = api(url, f"/flow_runs/{json.loads(manifest_path.read_text())['flow_run_id']}")
+                if flow_run["state"]["type"] not in ("SCHEDULED", "PENDING", "RUNNING"):
+                    break
+                time.sleep(0.5)
         finally:
             served.terminate()
             output = served.communicate(timeout=60)[0]
-        assert manifest_path.exists(), output[-3000:]
+        assert manifest_path.exists() and flow_run, output[-3000:]
         manifest = json.loads(manifest_path.read_text())
-        flow_run = api(url, f"/flow_runs/{manifest['flow_run_id']}")
         deployment = api(url, f"/deployments/{flow_run['deployment_id']}")
     assert deployment["name"] == "lamp-every-minute"
     assert [s["schedule"]["cron"] for s in deployment["schedules"]] == [SCHEDULE]

@@ -108,18 +108,26 @@ def _publish(ddir: Path, tmp: Path, workspace: Path, dataset: str, manifest: dic
 
 
 def commit_version(workspace: Path, dataset: str, tables: dict[str, pa.Table], manifest: dict,
-                   base: int | None = None) -> dict:
+                   base: int | None = None, into: Path | None = None) -> dict:
     """Write `tables` as the next version of `dataset` and return its final manifest. With `base`
     (an incremental run), `tables` hold the new rows only and join version `base`'s (commit_staged).
 
     `tables` has keys pairs, lineage, quarantine, ledger and optionally signals; each is validated
     against its schema. `manifest` carries the dataset-level facts (flow_run_id, config, config_hash,
     code_version, inputs, counts, ledger, stats); the store adds dataset, version, parent, created and
-    files. Refuses (StoreError) when the ledger does not balance."""
+    files. Refuses (StoreError) when the ledger does not balance.
+
+    `into`: write the version in this folder (inside a run's own staging folder, so a killed
+    commit leaves nothing behind that its rerun does not clear), else in a fresh one."""
     check_name(dataset)
     conformed = conform_tables(tables)
     prepared = mf.prepare(dataset, manifest, conformed["pairs"].num_rows, conformed["ledger"])
-    tmp = stage(workspace, dataset)
+    if into is None:
+        tmp = stage(workspace, dataset)
+    else:
+        shutil.rmtree(into, ignore_errors=True)  # what a killed commit wrote
+        into.mkdir()
+        tmp = into
     try:
         for name, table in conformed.items():
             pq.write_table(table, tmp / f"{name}.parquet", compression="zstd")
