@@ -21,7 +21,7 @@ from prefect.runtime import flow_run
 from flows.increment import plan_run
 from flows.publish import NoUsableInput, publish
 from flows.streamed import dask_client
-from pipeline import incremental as increments
+from pipeline import incremental as increments, source_ids
 from pipeline.config import CurateConfig
 from pipeline.curation import (SLICEABLE, SOURCE_KINDS, combine, mine_table, model_runners, run_key, select_pairs,
                                version_tables_and_manifest)
@@ -84,7 +84,7 @@ def resumable(t, staging: Path):
 def curate_in_memory(inputs: list[str], dataset: str, ws: Path, cfg: CurateConfig, incremental: bool,
                      dask_address: str | None) -> dict:
     log = get_run_logger()
-    todo = plan_run(ws, dataset, inputs, cfg, incremental, appendable=False)
+    todo = plan_run(ws, dataset, inputs, cfg, incremental, streamed=False)
     key = run_key(inputs, dataset, cfg, todo.base)
     done = committed_run(ws, dataset, key)
     if done is not None:  # killed after its commit: the version stands; its staging folder may not
@@ -98,7 +98,7 @@ def curate_in_memory(inputs: list[str], dataset: str, ws: Path, cfg: CurateConfi
     staging = stage(ws, dataset, key)
     client = dask_client(dask_address) if dask_address else None
     try:
-        tables, manifest = _tables(inputs, ws, cfg, todo, staging, client)
+        tables, manifest, ids = _tables(inputs, ws, cfg, todo, staging, client)
         committed = commit(ws, dataset, tables, {**todo.finish(manifest), "run_key": key}, todo.base,
                            staging / VERSION)
     except BaseException:
@@ -110,20 +110,23 @@ def curate_in_memory(inputs: list[str], dataset: str, ws: Path, cfg: CurateConfi
     discard(staging)
     increments.save_index(ws, dataset, committed["version"], todo.prior,
                           index_part(todo.prior, tables["pairs"]["prompt_id"]))
+    increments.save_parts(source_ids.ids_dir(ws, dataset, committed["version"]), todo.source_ids, ids)
     log.info("ledger: %s", {k: committed["ledger"][k] for k in LEDGER_KEYS})
     publish(ws, committed, cfg.dashboard.enabled)
     return committed
 
 
-def _tables(inputs: list[str], ws: Path, cfg: CurateConfig, todo, staging: Path, client) -> tuple[dict, dict]:
-    """The version's tables and manifest, every task resumable from `staging`; the mining on the
-    workers of a Dask `client` when given."""
+def _tables(inputs: list[str], ws: Path, cfg: CurateConfig, todo, staging: Path, client) -> tuple[dict, dict, pa.Table]:
+    """The version's tables and manifest, and its records' source ids; every task resumable from
+    `staging`, the mining on the workers of a Dask `client` when given."""
     log = get_run_logger()
     reused = sorted(p.name for p in (staging / RESULTS).glob("*"))
     if reused:
         log.info("resuming a killed run: %d task results already done", len(reused))
     futures = [resumable(read_source, staging).submit(p, label, cfg) for p, label, _ in todo.read]
     batch = merge([f.result() for f in futures])
+    if todo.source_ids:  # ids the parent read, accepted answers its questions named
+        batch = merge([batch], source_ids.in_parent(todo.source_ids, batch, todo.prior.where))
     valid = sum(batch.tables[k].num_rows for k in SOURCE_KINDS)
     if valid == 0 and todo.base is None:
         raise NoUsableInput(f"no input record could be read from {len(inputs)} file(s); "
@@ -155,4 +158,4 @@ def _tables(inputs: list[str], ws: Path, cfg: CurateConfig, todo, staging: Path,
     stats["resume"] = {"tasks": len(list((staging / RESULTS).glob("*"))), "reused": len(reused)}
     if client is not None:  # provenance: where the tables were mined
         stats["dask"] = {"scheduler": client.scheduler.address, "mined": len(pids), "worker_pids": sorted(set(pids))}
-    return account(batch, signals, pairs, lineage, stats, cfg, todo.prior)
+    return (*account(batch, signals, pairs, lineage, stats, cfg, todo.prior), source_ids.of_batch(batch))

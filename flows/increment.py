@@ -16,16 +16,16 @@ from pipeline.sources import unique_labels
 
 @task(name="plan-increment", cache_policy=NO_CACHE)
 def plan_increment(ws: Path, dataset: str, inputs: list[str], labels: list[str], cfg: CurateConfig,
-                   appendable: bool) -> Plan:
-    return increments.plan(ws, dataset, inputs, labels, cfg, appendable)
+                   streamed: bool) -> Plan:
+    return increments.plan(ws, dataset, inputs, labels, cfg, streamed)
 
 
 def plan_run(ws: Path, dataset: str, inputs: list[str], cfg: CurateConfig, incremental: bool,
-             appendable: bool) -> Plan:
+             streamed: bool) -> Plan:
     labels = unique_labels([Path(p) for p in inputs])
     if not incremental:
         return increments.full(inputs, labels)
-    todo = plan_increment(ws, dataset, inputs, labels, cfg, appendable)
+    todo = plan_increment(ws, dataset, inputs, labels, cfg, streamed)
     if todo.why_full:
         get_run_logger().warning("not incremental: %s; rebuilding in full", todo.why_full)
     return todo

@@ -66,7 +66,7 @@ def curate_streamed(inputs: list[str], dataset: str, ws: Path, cfg: CurateConfig
     killed before its commit resumes from its staging folder; one killed after it returns the
     version it committed. An incremental run reads only what the latest version has not seen."""
     log = get_run_logger()
-    todo = plan_run(ws, dataset, inputs, cfg, increment, appendable=True)
+    todo = plan_run(ws, dataset, inputs, cfg, increment, streamed=True)
     key = run_key(inputs, dataset, cfg, todo.base)
     done = committed_run(ws, dataset, key)
     if done is not None:

@@ -8,6 +8,11 @@ import pyarrow.compute as pc
 from pipeline.schema import MESSAGE
 
 
+def as_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One contiguous array (a ChunkedArray's chunks combined)."""
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
 def messages_of(role: str, texts: pa.Array | pa.ChunkedArray) -> pa.ListArray:
     """A one-message list [role: text] per row."""
     texts = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts

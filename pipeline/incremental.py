@@ -31,6 +31,7 @@ from pipeline.curation import code_version
 from pipeline.filters.dedup import exact_key
 from pipeline.filters.prior import PROMPTS, Prior
 from pipeline.hashing import messages_text, sha256_hex
+from pipeline.source_ids import ids_dir
 from pipeline.sources.readers import GZIP_MAGIC
 from pipeline.store.layout import latest_version, table_files, version_dir, workspace_path
 from pipeline.store.versions import read_manifest
@@ -55,6 +56,7 @@ class Plan:
     read: list[tuple[str, str, Start | None]] = field(default_factory=list)  # path, label, where to start
     carried: list[dict] = field(default_factory=list)  # the parent's entries of files read no further
     prior: Prior = field(default_factory=Prior)
+    source_ids: list[Path] = field(default_factory=list)  # the parent's source-id index parts (in-memory runs)
 
     def report(self) -> dict:
         """The manifest's `stats.increment`: what this run built on and read."""
@@ -76,10 +78,10 @@ def full(paths: list[str], labels: list[str], why: str | None = None) -> Plan:
 
 
 def plan(workspace, dataset: str, paths: list[str], labels: list[str], cfg: CurateConfig,
-         appendable: bool = True) -> Plan:
-    """What an incremental run of `paths` must read, given the dataset's latest version; files
-    that grew are read from where the parent ended when `appendable` (rated files), else the run
-    is rebuilt in full."""
+         streamed: bool = True) -> Plan:
+    """What an incremental run of `paths` must read, given the dataset's latest version. A
+    `streamed` run (rated files) reads a file that grew from where the parent ended. An in-memory
+    run rebuilds in full then, and needs the parent's source-id index (pipeline/source_ids.py)."""
     base = latest_version(workspace_path(workspace), dataset)
     if base is None:
         return full(paths, labels, "the dataset has no version yet")
@@ -101,7 +103,7 @@ def plan(workspace, dataset: str, paths: list[str], labels: list[str], cfg: Cura
             out.read.append((path, label, None))
             continue
         decision = _compare(Path(path), entry, label)
-        if isinstance(decision, Start) and not appendable:
+        if isinstance(decision, Start) and not streamed:
             decision = "grew (only rated files are read from where the parent ended)"
         if isinstance(decision, str):
             return full(paths, labels, f"{path} {decision} since v{base}")
@@ -110,8 +112,14 @@ def plan(workspace, dataset: str, paths: list[str], labels: list[str], cfg: Cura
         else:
             out.read.append((path, label, decision))
     out.carried += [e for k, e in entries.items() if k not in current]  # no longer an input: its rows stay
-    if out.read:  # nothing new: no run, so nothing to load
-        out.prior = load_prior(workspace, dataset, base, cfg)
+    if not out.read:  # nothing new: no run, so nothing to load
+        return out
+    if not streamed:  # an in-memory run applies the run-wide source rules across the parent
+        folder = ids_dir(workspace, dataset, base)
+        if not folder.is_dir():
+            return full(paths, labels, f"v{base} has no source-id index ({folder}; an in-memory run writes it)")
+        out.source_ids = index_parts(folder)
+    out.prior = load_prior(workspace, dataset, base, cfg)
     return out
 
 
@@ -164,8 +172,8 @@ def load_prior(workspace, dataset: str, version: int, cfg: CurateConfig) -> Prio
     vdir = version_dir(workspace_path(workspace), dataset, version)
     folder = index_dir(workspace, dataset, version)
     if not folder.is_dir():
-        _save(folder, [], build_index(vdir, cfg))
-    return Prior(version=version, lineage=table_files(vdir, "lineage"), index=_parts(folder),
+        save_parts(folder, [], build_index(vdir, cfg))
+    return Prior(version=version, lineage=table_files(vdir, "lineage"), index=index_parts(folder),
                  texts=lambda ids: _prompt_texts(vdir, ids))
 
 
@@ -181,15 +189,16 @@ def build_index(vdir: Path, cfg: CurateConfig) -> pa.Table:
 
 def save_index(workspace, dataset: str, version: int, prior: Prior, part: pa.Table) -> None:
     """The committed version's index: its parent's parts and the run's own."""
-    _save(index_dir(workspace, dataset, version), prior.index, part)
+    save_parts(index_dir(workspace, dataset, version), prior.index, part)
 
 
-def _parts(folder: Path) -> list[Path]:
+def index_parts(folder: Path) -> list[Path]:
     return sorted(folder.glob("part-*.parquet"))
 
 
-def _save(folder: Path, inherited: list[Path], part: pa.Table) -> None:
-    """Written beside, then renamed into place: a reader never sees half an index."""
+def save_parts(folder: Path, inherited: list[Path], part: pa.Table) -> None:
+    """A version's index in `folder`: the `inherited` parts of its parent's (hard links) and
+    `part`, the run's own. Written beside, then renamed into place: a reader never sees half an index."""
     tmp = folder.with_name(f".{folder.name}-{uuid.uuid4().hex}")
     tmp.mkdir(parents=True)
     for i, path in enumerate(inherited):

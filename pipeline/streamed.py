@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from pipeline.columns import first_content, value_counts
+from pipeline.columns import as_array, first_content, value_counts
 from pipeline.config import CurateConfig
 from pipeline.curation import SOURCE_KINDS, disabled, manifest_facts, miner
 from pipeline.filters import PER_PAIR, RUN_WIDE, RUN_WIDE_COLUMNS, apply_filters
@@ -173,13 +173,13 @@ class StreamedRun:
             pending: deque = deque()  # a block is compressed and its ledger joined while the next is built
             for b in range(self.blocks):
                 mine = self.decided.filter(pa.array(block_of == b))
-                in_parent = _array(mine["in_parent"])
+                in_parent = as_array(mine["in_parent"])
                 repeated = self._in_parent(mine.filter(in_parent))
                 mine = mine.filter(pc.invert(in_parent))
                 cands = self._final_candidates(b, mine)
                 pairs, lineage = finalize(cands)
                 kept_prompts.append(pairs["prompt_id"])
-                spans = _array(mine["spans"])
+                spans = as_array(mine["spans"])
                 spanning.append(lineage.filter(spans))
                 repeats.append(_unpaired(repeated.filter(repeated["spans"])))
                 quarantine = self._part("quarantine", b, lambda: empty("quarantine"))
@@ -221,11 +221,11 @@ class StreamedRun:
         """Block b's spilled candidates without the pairs merged into an earlier block, with the
         merged input ids and the run-wide decisions appended to their log."""
         spilled = self._spilled(b)
-        rows = _array(mine["row"])
+        rows = as_array(mine["row"])
         table = spilled.table.take(rows)
         table = table.set_column(table.schema.get_field_index("input_ids"), "input_ids", mine["input_ids"])
         log = [(name, passed.take(rows), reason.take(rows)) for name, passed, reason in spilled.log]
-        log += [(name, _array(mine[f"passed:{name}"]), _array(mine[f"reason:{name}"]).cast(pa.string()))
+        log += [(name, as_array(mine[f"passed:{name}"]), as_array(mine[f"reason:{name}"]).cast(pa.string()))
                 for name in RUN_WIDE if f"passed:{name}" in mine.column_names]
         return Candidates(table, log)
 
@@ -233,7 +233,7 @@ class StreamedRun:
         """Unpaired rows (plus `spans`) for the records of pairs the parent version already decided:
         they are accounted as filtered, naming the parent."""
         table, at = repeated_rows(self.prior, rows["input_ids"])
-        return table.append_column("spans", _array(rows["spans"]).take(at))
+        return table.append_column("spans", as_array(rows["spans"]).take(at))
 
     def _spilled(self, b: int) -> Candidates:
         """Block b's candidate pairs with their per-pair decisions, as phase 1 spilled them."""
@@ -344,18 +344,14 @@ def _spill_table(cands: Candidates) -> pa.Table:
 
 def _unspill(table: pa.Table) -> Candidates:
     names = [c.split(":", 1)[1] for c in table.column_names if c.startswith("passed:")]
-    log = [(n, _array(table[f"passed:{n}"]), _array(table[f"reason:{n}"])) for n in names]
+    log = [(n, as_array(table[f"passed:{n}"]), as_array(table[f"reason:{n}"])) for n in names]
     return Candidates(table.drop_columns([f"{k}:{n}" for n in names for k in ("passed", "reason")]), log)
-
-
-def _array(column) -> pa.Array:
-    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
 
 
 def _spread(values: pa.Array, at: np.ndarray, n: int, type_: pa.DataType) -> pa.Array:
     """values placed at positions `at` of an n-long column, null elsewhere."""
     out = np.full(n, None, dtype=object)
-    out[at] = _array(values).to_numpy(zero_copy_only=False)
+    out[at] = as_array(values).to_numpy(zero_copy_only=False)
     return pa.array(out, type_)
 
 

@@ -20,8 +20,8 @@ when a figure or an outcome does).
 |---|---|---:|---:|---:|---|---|
 """
 PENDING = """
-Not covered yet (issue 6): an incremental in-memory run does not yet check duplicate
-conversation ids or accepted answers against the parent.
+Not covered yet (issue 6): an in-memory log that grows is rebuilt in full (only rated files are
+read from where the parent ended).
 """
 
 pending: dict[str, list[dict]] = {}   # rows recorded by a test still running, by node id

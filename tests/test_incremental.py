@@ -8,12 +8,18 @@ import hashlib
 import json
 import os
 import re
+import shutil
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from flows.curate import curate
+from pipeline import source_ids
+from pipeline.config import CurateConfig
+from pipeline.sources import merge, read_file
 from pipeline.store import StoreError, query, verify_version
 from pipeline.store.layout import table_files
 from rated_files import SAMPLES, inject_faults, lamp_as_ultrafeedback, write
@@ -239,10 +245,11 @@ def test_conversation_logs_build_on_the_parent_in_memory(tmp_path, reliability):
     day 2's file is read alone,
     the parent's rows are kept as they are, every record of both days is in the ledger once, and
     each record whose fate differs from a full rebuild's is one the parent's final decisions
-    explain. A log that grew cannot be read from the middle here: it is rebuilt in full."""
+    explain. Day 2 logs a day-1 conversation again: it is quarantined as a duplicate id, naming
+    the parent's record. A log that grew cannot be read from the middle here: it is rebuilt in full."""
     chats = gzip.decompress((SAMPLES / "sharegpt_multiturn.jsonl.gz").read_bytes()).decode().splitlines()
     votes = (SAMPLES / "pairwise_pandalm_human.jsonl").read_text().splitlines()
-    day1, day2 = chats[:1000] + votes[:237], chats[1000:] + votes[237:]
+    day1, day2 = chats[:1000] + votes[:237], chats[1000:] + [chats[7]] + votes[237:]
     lines = day1 + day2
     d1, d2 = write(tmp_path / "day1.jsonl", day1), write(tmp_path / "day2.jsonl", day2)
     ws = tmp_path / "ws"
@@ -256,6 +263,12 @@ def test_conversation_logs_build_on_the_parent_in_memory(tmp_path, reliability):
     lost = lost_records(ws, ("chats", 2), ("full", 1))
     assert v2["ledger"]["inputs"] == full["ledger"]["inputs"] == len(lines) and lost == 0
     assert v2["ledger"]["pairs"] > 50
+    again = query(ws, "SELECT record_id, error_kind, message FROM quarantine WHERE dataset = 'chats' AND version = 2 "
+                      "AND error_kind = 'duplicate_id'").to_pylist()
+    conversation_id = json.loads(chats[7])["id"]
+    assert again == [{"record_id": f"day2.jsonl:{len(chats) - 1000 + 1}", "error_kind": "duplicate_id",
+                      "message": f"conversation_id {conversation_id!r} already seen in record day1.jsonl:8 "
+                                 "of parent version v1 (first one kept)"}]
     mine = {r["record_id"]: r for r in rows_only_in(ws, "ledger", ("chats", 2), ("full", 1))}
     theirs = {r["record_id"]: r for r in rows_only_in(ws, "ledger", ("full", 1), ("chats", 2))}
     assert set(mine) == set(theirs)
@@ -264,9 +277,44 @@ def test_conversation_logs_build_on_the_parent_in_memory(tmp_path, reliability):
             (theirs[rid]["reason"] or "").startswith(("per_prompt_cap", "prompt_dedup")), (row, theirs[rid])
     reliability("incremental run: conversation logs", "a version built on its parent from a new day of real "
                 "ShareGPT conversations and PandaLM votes (in memory): every record of both days in its ledger once, the parent's "
-                "rows unchanged", len(lines), v2["ledger"]["inputs"] - lost, lost)
+                "rows unchanged, a conversation the parent read quarantined as a duplicate", len(lines), v2["ledger"]["inputs"] - lost, lost)
     with d2.open("a", encoding="utf-8") as f:
         f.write(chats[0] + "\n")
     v3 = run(ws, "chats", [d1, d2], incremental=True)
     assert v3["stats"]["increment"]["full_rebuild"] == \
         f"{d2} grew (only rated files are read from where the parent ended) since v2"
+    ids = ws / "cache" / "source-ids" / "chats" / "v3"   # a cache the version cannot rebuild: a full run makes it again
+    shutil.rmtree(ids)
+    v4 = run(ws, "chats", [d1, d2, write(tmp_path / "day3.jsonl", chats[1:2])], incremental=True)
+    assert v4["stats"]["increment"]["full_rebuild"] == f"v3 has no source-id index ({ids}; an in-memory run writes it)"
+    assert (ws / "cache" / "source-ids" / "chats" / "v4").is_dir()
+
+
+def test_answers_and_ids_the_parent_read_are_resolved_across_it(tmp_path):
+    """Stack Exchange posts split in two days: a day-2 answer that a day-1 question names as
+    accepted is accepted, and a day-2 post the parent read already is a duplicate, exactly as
+    when both days are read in one run (pipeline/source_ids.py, without the flow)."""
+    lines = (SAMPLES / "se_history_meta_posts.jsonl").read_text().splitlines()
+    cfg = CurateConfig().sources
+    full = read_file(str(SAMPLES / "se_history_meta_posts.jsonl"), cfg, "all")
+    link = full.accepted_answers.to_pylist()[len(full.accepted_answers) // 2]  # a question in the middle
+    answer = full.tables["ugc"].filter(pc.equal(full.tables["ugc"]["post_id"], link["answer_id"]))["record_id"][0]
+    split = int(answer.as_py().split(":")[1]) - 1   # its accepted answer is the first line of day 2
+    day1, day2 = write(tmp_path / "day1.jsonl", lines[:split]), write(tmp_path / "day2.jsonl", lines[split:] + lines[:1])
+    first, second = (read_file(str(p), cfg, p.name) for p in (day1, day2))
+    whole = merge([first, second])
+    pq.write_table(source_ids.of_batch(merge([first])), tmp_path / "part-000000.parquet")
+    alone = merge([second])
+    built = merge([alone], source_ids.in_parent([tmp_path / "part-000000.parquet"], alone, "parent version v1"))
+
+    def accepted(batch):
+        ugc = batch.tables["ugc"]
+        return set(ugc.filter(pc.and_(ugc["accepted"], pc.starts_with(ugc["record_id"], "day2")))["post_id"].to_pylist())
+
+    assert len(accepted(whole)) > len(accepted(alone))  # some day-2 answers were accepted by day-1 questions
+    assert accepted(built) == accepted(whole)
+    dup = built.quarantine.filter(pc.equal(built.quarantine["error_kind"], "duplicate_id")).to_pylist()
+    assert [(r["record_id"], r["message"]) for r in dup] == [
+        (f"day2.jsonl:{len(lines) - split + 1}", f"post_id {json.loads(lines[0])['site'] + '/1'!r} already seen "
+         "in record day1.jsonl:1 of parent version v1 (first one kept)")]
+    assert built.tables["ugc"].num_rows == whole.tables["ugc"].num_rows - first.tables["ugc"].num_rows

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.columns import value_counts
+from pipeline.columns import as_array, value_counts
 from pipeline.schema import conform, empty as empty_table, from_rows
 
 from . import pii, readers
@@ -22,6 +22,8 @@ RECORDS = pa.schema([pa.field("record_id", pa.string(), nullable=False),
                      pa.field("source_file", pa.string(), nullable=False),
                      pa.field("line", pa.int64(), nullable=False)])
 LINKS = pa.schema([("record_id", pa.string()), ("question_id", pa.string()), ("answer_id", pa.string())])
+LINK_SEP = "\x1f"     # joins a link's question and answer ids into one key
+ACCEPTED = "accepted"  # the `table` of accepted-answer links in a parent's source-id rows
 RAW_CAP = 64 * 1024
 
 
@@ -45,12 +47,16 @@ def quarantine_row(record_id: str, source_file: str, line: int, kind: str, messa
             "message": message, "raw": None if raw is None else raw[:RAW_CAP]}
 
 
-def merge(batches: list[SourceBatch]) -> SourceBatch:
+def merge(batches: list[SourceBatch], parent: pa.Table | None = None) -> SourceBatch:
     """Concatenate batches (their order is the run order), then quarantine duplicate ids and
-    resolve accepted answers across all of them. Merging a merged batch changes nothing."""
+    resolve accepted answers across all of them. Merging a merged batch changes nothing.
+
+    `parent` (an incremental run: pipeline/source_ids.py, rows `table, id, record_id`): the ids
+    and accepted-answer links of the parent version that concern these batches. A record with an
+    id the parent read is a duplicate too (the parent's record came first)."""
     batches = [b for b in batches if b is not None]
     if not batches:
-        return _finish(SourceBatch.empty())
+        return _finish(SourceBatch.empty(), parent)
     tables = {name: pa.concat_tables([b.tables[name] for b in batches]) for name in TABLES}
     out = SourceBatch(
         tables=tables,
@@ -60,13 +66,14 @@ def merge(batches: list[SourceBatch]) -> SourceBatch:
         stats={key: _sum([b.stats.get(key, {}) for b in batches]) for key in ("pii_scrubbed", "normalized")},
         accepted_answers=pa.concat_tables([b.accepted_answers for b in batches]),
     )
-    return _finish(out)
+    return _finish(out, parent)
 
 
-def _finish(batch: SourceBatch) -> SourceBatch:
-    batch = _quarantine_duplicates(batch)
+def _finish(batch: SourceBatch, parent: pa.Table | None) -> SourceBatch:
+    batch = _quarantine_duplicates(batch, parent)
     batch.tables = {name: conform(name, t.combine_chunks()) for name, t in batch.tables.items()}
-    batch.tables["ugc"] = _resolve_accepted(batch.tables["ugc"], batch.accepted_answers)
+    named = None if parent is None else parent.filter(pc.equal(parent["table"], ACCEPTED))["id"]
+    batch.tables["ugc"] = _resolve_accepted(batch.tables["ugc"], batch.accepted_answers, named)
     batch.quarantine = conform("quarantine", batch.quarantine.combine_chunks())
     batch.records = batch.records.combine_chunks()
     batch.stats = {"formats": _formats(batch.tables), "quarantined": value_counts(batch.quarantine["error_kind"]),
@@ -99,13 +106,17 @@ def _first_record(ids: pa.ChunkedArray, record_ids: pa.ChunkedArray) -> pa.Array
     return pc.take(record_ids, pc.take(first["i_min"], position))
 
 
-def _quarantine_duplicates(batch: SourceBatch) -> SourceBatch:
+def _quarantine_duplicates(batch: SourceBatch, parent: pa.Table | None) -> SourceBatch:
     dup_messages: dict[str, str] = {}
     for name, column in ID_COLUMNS.items():
         t = batch.tables[name]
         if not t.num_rows:
             continue
         first = _first_record(t[column], t["record_id"])
+        if parent is not None:  # an id the parent read: its record came first
+            theirs = parent.filter(pc.equal(parent["table"], name))
+            at = pc.index_in(t[column], value_set=theirs["id"])
+            first = pc.if_else(pc.is_valid(at), theirs["record_id"].take(at), first)
         is_dup = pc.not_equal(t["record_id"], first)
         hits = pa.table({"rid": t["record_id"], "id": t[column], "first": first}).filter(is_dup)
         for rid, ident, first_rid in zip(*(hits[c].to_pylist() for c in ("rid", "id", "first"))):
@@ -141,12 +152,15 @@ def _raw_lookup(where: list[dict]) -> dict[tuple[str, int], bytes]:
     return found
 
 
-def _resolve_accepted(ugc: pa.Table, links: pa.Table) -> pa.Table:
-    """accepted = the flag the record gave, or a question of the run names this answer as accepted."""
-    if not ugc.num_rows or not links.num_rows:
+def _resolve_accepted(ugc: pa.Table, links: pa.Table, named: pa.ChunkedArray | None = None) -> pa.Table:
+    """accepted = the flag the record gave, or a question of the run (or the `named` links of the
+    parent's questions, `question_id␟answer_id`) names this answer as accepted."""
+    keys = pc.binary_join_element_wise(links["question_id"], links["answer_id"], LINK_SEP)
+    if named is not None:
+        keys = pa.concat_arrays([as_array(keys), as_array(named)])
+    if not ugc.num_rows or not len(keys):
         return ugc
-    keys = pc.binary_join_element_wise(links["question_id"], links["answer_id"], "\x1f")
-    mine = pc.binary_join_element_wise(ugc["parent_id"], ugc["post_id"], "\x1f")
+    mine = pc.binary_join_element_wise(ugc["parent_id"], ugc["post_id"], LINK_SEP)
     named = pc.and_(pc.equal(ugc["kind"], "answer"), pc.fill_null(pc.is_in(mine, value_set=keys), False))
     accepted = pc.or_(ugc["accepted"], named)
     return ugc.set_column(ugc.schema.get_field_index("accepted"), ugc.schema.field("accepted"), accepted)
