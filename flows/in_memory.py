@@ -18,20 +18,17 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE, CacheKeyFnPolicy
 from prefect.runtime import flow_run
 
-from flows.increment import plan_run
-from flows.publish import NoUsableInput, publish
-from flows.streamed import dask_client
+from flows.increment import after_commit, begin, staged
+from flows.publish import NoUsableInput
 from pipeline import incremental as increments, source_ids
 from pipeline.config import CurateConfig
-from pipeline.curation import (SLICEABLE, SOURCE_KINDS, combine, mine_table, model_runners, run_key, select_pairs,
+from pipeline.curation import (SLICEABLE, SOURCE_KINDS, combine, mine_table, model_runners, select_pairs,
                                version_tables_and_manifest)
 from pipeline.filters.prior import Prior, index_part
 from pipeline.recipes import RecipeContext, run_recipe
 from pipeline.sources import SourceBatch, merge, read_file
 from pipeline.store import commit_version
-from pipeline.store.commit import committed_run, discard, stage
-from pipeline.store.manifest import LEDGER_KEYS
-from pipeline.store.versions import read_manifest
+from pipeline.store.commit import discard
 
 RESULTS = "results"  # the staging folder's subfolders: the persisted task results,
 VERSION = "version"  # and the version being committed (renamed to vN)
@@ -83,37 +80,16 @@ def resumable(t, staging: Path):
 
 def curate_in_memory(inputs: list[str], dataset: str, ws: Path, cfg: CurateConfig, incremental: bool,
                      dask_address: str | None) -> dict:
-    log = get_run_logger()
-    todo = plan_run(ws, dataset, inputs, cfg, incremental, streamed=False)
-    key = run_key(inputs, dataset, cfg, todo.base)
-    done = committed_run(ws, dataset, key)
-    if done is not None:  # killed after its commit: the version stands; its staging folder may not
-        log.info("%s@%d was committed by a run of the same inputs and config", dataset, done["version"])
-        discard(stage(ws, dataset, key))
-        publish(ws, done, cfg.dashboard.enabled)
+    todo, key, done = begin(ws, dataset, inputs, cfg, incremental, streamed=False)
+    if done is not None:
         return done
-    if todo.base is not None and not todo.read:
-        log.info("no new input since %s@%d: no new version", dataset, todo.base)
-        return read_manifest(ws, f"{dataset}@{todo.base}")
-    staging = stage(ws, dataset, key)
-    client = dask_client(dask_address) if dask_address else None
-    try:
+    with staged(ws, dataset, key, dask_address) as (staging, client):
         tables, manifest, ids = _tables(inputs, ws, cfg, todo, staging, client)
         committed = commit(ws, dataset, tables, {**todo.finish(manifest), "run_key": key}, todo.base,
                            staging / VERSION)
-    except BaseException:
-        discard(staging)
-        raise
-    finally:
-        if client is not None:
-            client.close()
-    discard(staging)
-    increments.save_index(ws, dataset, committed["version"], todo.prior,
-                          index_part(todo.prior, tables["pairs"]["prompt_id"]))
+    discard(staging)  # the task results: the version is committed
     increments.save_parts(source_ids.ids_dir(ws, dataset, committed["version"]), todo.source_ids, ids)
-    log.info("ledger: %s", {k: committed["ledger"][k] for k in LEDGER_KEYS})
-    publish(ws, committed, cfg.dashboard.enabled)
-    return committed
+    return after_commit(ws, committed, todo, index_part(todo.prior, tables["pairs"]["prompt_id"]), cfg)
 
 
 def _tables(inputs: list[str], ws: Path, cfg: CurateConfig, todo, staging: Path, client) -> tuple[dict, dict, pa.Table]:

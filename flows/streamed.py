@@ -12,14 +12,10 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from flows.increment import plan_run
-from flows.publish import NoUsableInput, publish
-from pipeline import incremental as increments
+from flows.increment import after_commit, begin, staged
+from flows.publish import NoUsableInput
 from pipeline.config import CurateConfig
-from pipeline.store.commit import commit_staged, committed_run, discard, stage
-from pipeline.store.manifest import LEDGER_KEYS
-from pipeline.store.versions import read_manifest
-from pipeline.curation import run_key
+from pipeline.store.commit import commit_staged
 from pipeline.streamed import StreamedRun
 
 PROGRESS_SECONDS = 5.0
@@ -54,31 +50,16 @@ def commit_staged_task(workspace: Path, dataset: str, staging: Path, manifest: d
     return commit_staged(workspace, dataset, staging, manifest, base)
 
 
-def dask_client(address: str):
-    from distributed import Client  # imported only when asked for: it costs about a second
-
-    return Client(address, timeout="30s")
-
-
 def curate_streamed(inputs: list[str], dataset: str, ws: Path, cfg: CurateConfig, increment: bool,
                     dask_address: str | None) -> dict:
     """Rated files only: streamed block by block in bounded memory (pipeline/streamed.py). A run
     killed before its commit resumes from its staging folder; one killed after it returns the
     version it committed. An incremental run reads only what the latest version has not seen."""
     log = get_run_logger()
-    todo = plan_run(ws, dataset, inputs, cfg, increment, streamed=True)
-    key = run_key(inputs, dataset, cfg, todo.base)
-    done = committed_run(ws, dataset, key)
+    todo, key, done = begin(ws, dataset, inputs, cfg, increment, streamed=True)
     if done is not None:
-        log.info("%s@%d was committed by a run of the same inputs and config", dataset, done["version"])
-        publish(ws, done, cfg.dashboard.enabled)
         return done
-    if todo.base is not None and not todo.read:
-        log.info("no new input since %s@%d: no new version", dataset, todo.base)
-        return read_manifest(ws, f"{dataset}@{todo.base}")
-    staging = stage(ws, dataset, key)
-    client = dask_client(dask_address) if dask_address else None
-    try:
+    with staged(ws, dataset, key, dask_address) as (staging, client):
         run = StreamedRun(staging, cfg, ws / "cache", todo.prior, client)
         if run.finished:
             log.info("resuming a killed run: %d blocks already done", len(run.finished))
@@ -89,14 +70,5 @@ def curate_streamed(inputs: list[str], dataset: str, ws: Path, cfg: CurateConfig
                                 f"{run.counts['records']} quarantined")
         run_wide(run)
         manifest = {**todo.finish(write_streamed(run)), "run_key": key}
-    except BaseException:
-        discard(staging)
-        raise
-    finally:
-        if client is not None:
-            client.close()
     committed = commit_staged_task(ws, dataset, staging, manifest, todo.base)
-    increments.save_index(ws, dataset, committed["version"], todo.prior, run.index)
-    log.info("ledger: %s", {k: committed["ledger"][k] for k in LEDGER_KEYS})
-    publish(ws, committed, cfg.dashboard.enabled)
-    return committed
+    return after_commit(ws, committed, todo, run.index, cfg)
