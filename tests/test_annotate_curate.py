@@ -27,9 +27,10 @@ def judged(tmp_path_factory):
     short = sorted(lines, key=len)[:24]  # the shortest real PandaLM records: quick on CPU
     (tmp / "pandalm.jsonl").write_text("\n".join(short) + "\n")
     (tmp / "recipe.yaml").write_text(yaml.safe_dump(RECIPE))
+    (tmp / "again.yaml").write_text(yaml.safe_dump({**RECIPE, "batch_size": 100}))  # the same run again would return v1
     ws = tmp / "ws"
-    args = ("curate", str(tmp / "pandalm.jsonl"), "-d", "judged", "-c", str(tmp / "recipe.yaml"), "-w", str(ws), "--json")
-    return ws, last_json(run(*args)), last_json(run(*args))
+    args = ("curate", str(tmp / "pandalm.jsonl"), "-d", "judged", "-w", str(ws), "--json")
+    return ws, last_json(run(*args, "-c", str(tmp / "recipe.yaml"))), last_json(run(*args, "-c", str(tmp / "again.yaml")))
 
 
 def test_annotators_write_verdicts_and_margins_to_lineage(judged):
