@@ -15,7 +15,7 @@ def as_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 def messages_of(role: str, texts: pa.Array | pa.ChunkedArray) -> pa.ListArray:
     """A one-message list [role: text] per row."""
-    texts = texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
+    texts = as_array(texts)
     roles = pa.array(np.full(len(texts), role, dtype=object), pa.string())
     values = pa.StructArray.from_arrays([roles, pc.cast(texts, pa.string())], fields=list(MESSAGE))
     return pa.ListArray.from_arrays(pa.array(np.arange(len(texts) + 1, dtype=np.int32)), values)

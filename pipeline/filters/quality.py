@@ -5,7 +5,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.columns import first_content, per_value
+from pipeline.columns import as_array, first_content, per_value
 from pipeline.config import QualityConfig
 
 
@@ -36,7 +36,7 @@ _ASCII_ALNUM[[*range(48, 58), *range(65, 91), *range(97, 123)]] = 1
 def alnum_counts(text: pa.Array) -> np.ndarray:
     """Letters and digits per string (Unicode \\p{L} and \\p{N}). All-ASCII strings are counted
     byte-wise with NumPy; only strings with other characters go through the Unicode regex."""
-    text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+    text = as_array(text)
     text = pc.fill_null(text, "")
     if pa.types.is_large_string(text.type):
         text = text.cast(pa.string())

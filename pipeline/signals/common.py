@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import duck
-from pipeline.columns import messages_of
+from pipeline.columns import as_array, messages_of
 from pipeline.schema import conform, empty
 
 
@@ -71,7 +71,7 @@ def id_lists(*columns) -> pa.ListArray:
     n = len(columns[0])
     parts = []
     for col in columns:
-        col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+        col = as_array(col)
         if pa.types.is_list(col.type):
             parts.append((pc.list_parent_indices(col).to_numpy(), pc.list_flatten(col)))
         else:
@@ -124,7 +124,7 @@ def unpaired_table(record_ids, reasons, used=None) -> pa.Table:
 
 def not_in(values, used) -> np.ndarray:
     """Boolean mask: values[i] is not among `used` (an array or list column of ids)."""
-    used = used.combine_chunks() if isinstance(used, pa.ChunkedArray) else used
+    used = as_array(used)
     if isinstance(used, pa.Array) and pa.types.is_list(used.type):
         used = pc.list_flatten(used)
     return pc.invert(pc.is_in(values, value_set=pa.array(used, pa.string()))).to_numpy(zero_copy_only=False)

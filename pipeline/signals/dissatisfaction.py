@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 from rapidfuzz import fuzz, process, utils
 from rapidfuzz.distance import Indel
 
+from pipeline.columns import as_array
 from pipeline.config import ConversationSignalConfig
 from pipeline.signals import lexicon
 from pipeline.signals.common import num_str, strings
@@ -51,7 +52,7 @@ def clean_text(texts) -> pa.Array:
     t = pc.utf8_trim_whitespace(pc.replace_substring_regex(t, r"\s+", " "))
     t = pc.utf8_trim_whitespace(pc.replace_substring_regex(t, lexicon.UI_NOISE, ""))
     t = pc.replace_substring_regex(t, lexicon.MENTION, "")
-    return t.combine_chunks() if isinstance(t, pa.ChunkedArray) else t
+    return as_array(t)
 
 
 def explode_turns(conversations: pa.Table) -> pa.Table:
@@ -161,7 +162,7 @@ def classify_turns(text, prev_request=None, prev_answer=None,
     """Label each text. `prev_request` / `prev_answer` (same length, nullable) enable the rephrase
     and follow-up/new-topic rules. Returns columns label, category, confidence, evidence, rule."""
     cfg = cfg or ConversationSignalConfig()
-    text = text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text
+    text = as_array(text)
     n = len(text)
     clean = clean_text(text)
     lengths = pc.utf8_length(clean).to_numpy(zero_copy_only=False)
