@@ -4,7 +4,7 @@ table, sliced into batches where rows are independent) -> generation recipes (a 
 one engine per model with the annotators) -> pairs, filters and annotators -> ledger -> commit ->
 publish. Thin by rule: the work lives in pipeline/ stages.
 
-Resume: every task up to the ledger persists its result (Prefect's result persistence) in the
+Resume: every task up to the pairs and filters persists its result (Prefect's result persistence) in the
 run's own staging folder (`.tmp-run-KEY`, see `run_key`), keyed by its task-run name. A rerun of a
 killed run loads what finished (the task run is `Cached`) and computes the rest; model requests
 are resumed by the request cache besides. The folder goes once the version is committed."""
@@ -55,9 +55,10 @@ def recipe(name: str, spec, tables: dict, ctx: RecipeContext):
 
 @task(name="select-pairs", cache_policy=NO_CACHE, task_run_name="select-pairs")
 def select(raw, cfg: CurateConfig, cache_dir: Path, runners, prior: Prior):
-    """-> pairs, lineage, stats, and the records of pairs the parent decided (kept in the result
-    so that a resumed run has them without selecting again)."""
-    return (*select_pairs(raw, cfg, cache_dir, runners, prior), prior.repeated)
+    """-> pairs, lineage, stats, and what selecting filled in `prior` (the records of pairs the
+    parent decided, the exact-dedup keys of the run's prompts), kept in the result so that a
+    resumed run has them without selecting again."""
+    return (*select_pairs(raw, cfg, cache_dir, runners, prior), (prior.repeated, prior.seen))
 
 
 @task(name="ledger-and-manifest", cache_policy=NO_CACHE, task_run_name="ledger-and-manifest")
@@ -125,7 +126,7 @@ def _tables(inputs: list[str], ws: Path, cfg: CurateConfig, todo, staging: Path,
         ctx = RecipeContext(runners, cfg.policy, cfg.signals.conversations, log.info)
         made = {spec.name: resumable(recipe, staging)(spec.name, spec, batch.tables, ctx) for spec in cfg.recipes}
         signals = combine([*results, *(m.result for m in made.values())])
-        pairs, lineage, stats, todo.prior.repeated = resumable(select, staging)(
+        pairs, lineage, stats, (todo.prior.repeated, todo.prior.seen) = resumable(select, staging)(
             signals.pairs, cfg, ws / "cache", runners, todo.prior)
     finally:
         runners.close()

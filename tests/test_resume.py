@@ -18,10 +18,14 @@ import time
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from cli_helpers import PREFMILL
 from flows.local_server import prefect_server
+from pipeline.config import CurateConfig
+from pipeline.incremental import load_prior
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import rated_synth  # noqa: E402
@@ -195,6 +199,11 @@ def test_sigkilled_in_memory_runs_resume_to_the_uninterrupted_version(tmp_path, 
     assert manifest["counts"] == ref_manifest["counts"] and manifest["ledger"] == ref_manifest["ledger"]
     # killed while committing, every task was done: the last run loaded them all
     assert manifest["stats"]["resume"] == {"tasks": tasks, "reused": tasks}
+    # the prompt index the next incremental run reads (saved after the commit, or rebuilt when a
+    # kill came first) is the uninterrupted run's
+    cfg_model = CurateConfig.model_validate(yaml.safe_load(IN_MEMORY_CONFIG))
+    index = [pq.read_table(load_prior(w, "chats", 1, cfg_model).index).sort_by("prompt_id") for w in (tmp_path / "ref", ws)]
+    assert index[0].equals(index[1]) and index[0].num_rows and index[0]["key"].null_count == 0
     lost = ref_manifest["ledger"]["inputs"] - manifest["ledger"]["inputs"]
     reliability("SIGKILL and resume (in memory)", f"an in-memory curate of real conversations, votes and edits "
                 f"({tasks} tasks) killed with SIGKILL at {len(kills)} points (while reading, mining and selecting, "
