@@ -47,7 +47,7 @@ def curate(inputs: Annotated[list[Path], typer.Argument(help="JSON, JSONL, .gz o
                                      "(new files, lines appended); rebuilds in full when that is not possible")] = False,
            dask_address: Annotated[Optional[str], typer.Option(
                "--dask-address", help="Dask scheduler (tcp://HOST:8786) whose workers compute the blocks of "
-                                      "rated files")] = None,
+                                      "rated files, or mine the batches of other inputs")] = None,
            as_json: AsJson = False):
     """Run the curate flow on INPUTS and commit a new version of the dataset."""
     from pipeline.annotate.registry import AnnotatorConfigError

@@ -125,7 +125,7 @@ class ScheduleSpec(Strict):
     dataset: str = Field(min_length=1)
     inputs: list[str] = Field(min_length=1)  # files or glob patterns, expanded when each run starts
     incremental: bool = True                 # read only what the latest version has not seen (pipeline/incremental.py)
-    dask_address: str | None = None          # a Dask scheduler (tcp://HOST:8786) whose workers compute streamed blocks
+    dask_address: str | None = None          # a Dask scheduler (tcp://HOST:8786): its workers compute streamed blocks or mine batches
 
 
 class CurateConfig(Strict):
