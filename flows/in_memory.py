@@ -100,10 +100,10 @@ def _tables(inputs: list[str], ws: Path, cfg: CurateConfig, todo, staging: Path,
     reused = sorted(p.name for p in (staging / RESULTS).glob("*"))
     if reused:
         log.info("resuming a killed run: %d task results already done", len(reused))
-    futures = [resumable(read_source, staging).submit(p, label, cfg) for p, label, _ in todo.read]
-    batch = merge([f.result() for f in futures])
-    if todo.source_ids:  # ids the parent read, accepted answers its questions named
-        batch = merge([batch], source_ids.in_parent(todo.source_ids, batch, todo.prior.where))
+    read = resumable(read_source, staging)
+    files = [f.result() for f in [read.submit(p, label, cfg) for p, label, _ in todo.read]]
+    # with the parent's ids and accepted-answer links (an increment), the run-wide source rules span both
+    batch = merge(files, source_ids.in_parent(todo.source_ids, files, todo.prior.where) if todo.source_ids else None)
     valid = sum(batch.tables[k].num_rows for k in SOURCE_KINDS)
     if valid == 0 and todo.base is None:
         raise NoUsableInput(f"no input record could be read from {len(inputs)} file(s); "
@@ -111,13 +111,13 @@ def _tables(inputs: list[str], ws: Path, cfg: CurateConfig, todo, staging: Path,
     log.info("read %d records from %d files (%d quarantined)", batch.records.num_rows, len(inputs),
              batch.quarantine.num_rows)
 
-    mined = []
+    mined, mine_batch = [], resumable(mine, staging)
     for kind in SOURCE_KINDS:
         table = batch.tables[kind]
         if table.num_rows == 0:
             continue
         step = cfg.batch_size if kind in SLICEABLE else table.num_rows
-        mined += [resumable(mine, staging).submit(kind, i // step, table.slice(i, step), cfg, client)
+        mined += [mine_batch.submit(kind, i // step, table.slice(i, step), cfg, client)
                   for i in range(0, table.num_rows, step)]
     results, pids = zip(*[m.result() for m in mined]) if mined else ((), ())
 

@@ -3,6 +3,7 @@ dataset's latest version has not seen (pipeline/incremental.py); whether it must
 staging folder and Dask client; and what follows its commit. Shared by both branches of the flow."""
 from __future__ import annotations
 
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from pipeline.config import CurateConfig
 from pipeline.curation import run_key
 from pipeline.incremental import Plan
 from pipeline.sources import unique_labels
-from pipeline.store.commit import committed_run, discard, stage
+from pipeline.store.commit import committed_run, discard, run_dir, stage
 from pipeline.store.manifest import LEDGER_KEYS
 from pipeline.store.versions import read_manifest
 
@@ -48,7 +49,7 @@ def begin(ws: Path, dataset: str, inputs: list[str], cfg: CurateConfig, incremen
     done = committed_run(ws, dataset, key)
     if done is not None:
         log.info("%s@%d was committed by a run of the same inputs and config", dataset, done["version"])
-        discard(stage(ws, dataset, key))
+        shutil.rmtree(run_dir(ws, dataset, key), ignore_errors=True)  # an in-memory run's task results
         publish(ws, done, cfg.dashboard.enabled)
         return todo, key, done
     if todo.base is not None and not todo.read:

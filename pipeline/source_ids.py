@@ -29,29 +29,24 @@ def ids_dir(workspace, dataset: str, version: int) -> Path:
 def of_batch(batch: SourceBatch) -> pa.Table:
     """The ids of a run's records (those it kept, after its own duplicates were quarantined) and
     the accepted answers its questions named."""
-    parts = [_rows(name, batch.tables[name][column], batch.tables[name]["record_id"])
-             for name, column in ID_COLUMNS.items() if batch.tables[name].num_rows]
     links = batch.accepted_answers
-    if links.num_rows:
-        parts.append(_rows(ACCEPTED, pc.binary_join_element_wise(links["question_id"], links["answer_id"], LINK_SEP),
-                           links["record_id"]))
-    return pa.concat_tables(parts).group_by(["table", "id"], use_threads=False).aggregate(
-        [("record_id", "min")]).rename_columns(["table", "id", "record_id"]).select(IDS.names) if parts \
-        else IDS.empty_table()
+    rows = pa.concat_tables([_id_rows(batch), _rows(ACCEPTED, pc.binary_join_element_wise(
+        links["question_id"], links["answer_id"], LINK_SEP), links["record_id"])])
+    return rows.group_by(["table", "id"], use_threads=False).aggregate([("record_id", "min")]).rename_columns(
+        ["table", "id", "record_id"]).select(IDS.names)
 
 
-def in_parent(parts: list[Path], batch: SourceBatch, where: str) -> pa.Table:
-    """The rows of the parent's index that concern `batch`: the ids its records carry, and the
-    accepted-answer links naming one of its answers. Each record_id says it is the parent's
-    ("day1.jsonl:5 of parent version v1"). A DuckDB semi-join: the parent's index is not loaded."""
-    wanted = [_rows(name, batch.tables[name][column], batch.tables[name]["record_id"])
-              for name, column in ID_COLUMNS.items() if batch.tables[name].num_rows]
-    ugc = batch.tables["ugc"]
-    if ugc.num_rows:
-        answers = ugc.filter(pc.equal(ugc["kind"], "answer"))
-        wanted.append(_rows(ACCEPTED, pc.binary_join_element_wise(answers["parent_id"], answers["post_id"], LINK_SEP),
-                            answers["record_id"]))
-    if not parts or not wanted:
+def in_parent(parts: list[Path], batches: list[SourceBatch], where: str) -> pa.Table:
+    """The rows of the parent's index that concern `batches` (a run's files, before `merge`): the
+    ids their records carry, and the accepted-answer links naming one of their answers. Each
+    record_id says it is the parent's ("day1.jsonl:5 of parent version v1"). A DuckDB semi-join:
+    the parent's index is not loaded."""
+    wanted = []
+    for batch in batches:
+        answers = batch.tables["ugc"].filter(pc.equal(batch.tables["ugc"]["kind"], "answer"))
+        wanted += [_id_rows(batch), _rows(ACCEPTED, pc.binary_join_element_wise(
+            answers["parent_id"], answers["post_id"], LINK_SEP), answers["record_id"])]
+    if not parts:
         return IDS.empty_table()
     con = duck.connect()
     try:
@@ -62,6 +57,12 @@ def in_parent(parts: list[Path], batch: SourceBatch, where: str) -> pa.Table:
     finally:
         con.close()
     return found.cast(IDS)
+
+
+def _id_rows(batch: SourceBatch) -> pa.Table:
+    """(table, id, record_id) of every record of `batch` that carries a conversation, post or edit id."""
+    return pa.concat_tables([_rows(name, batch.tables[name][column], batch.tables[name]["record_id"])
+                             for name, column in ID_COLUMNS.items()])
 
 
 def _rows(table: str, ids, record_ids) -> pa.Table:

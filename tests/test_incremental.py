@@ -305,7 +305,7 @@ def test_answers_and_ids_the_parent_read_are_resolved_across_it(tmp_path):
     whole = merge([first, second])
     pq.write_table(source_ids.of_batch(merge([first])), tmp_path / "part-000000.parquet")
     alone = merge([second])
-    built = merge([alone], source_ids.in_parent([tmp_path / "part-000000.parquet"], alone, "parent version v1"))
+    built = merge([alone], source_ids.in_parent([tmp_path / "part-000000.parquet"], [alone], "parent version v1"))
 
     def accepted(batch):
         ugc = batch.tables["ugc"]

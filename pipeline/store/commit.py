@@ -151,7 +151,7 @@ def stage(workspace: Path, dataset: str, run_key: str | None = None) -> Path:
         tmp = ddir / f"{TMP_PREFIX}{uuid.uuid4().hex}"
         tmp.mkdir()
         return tmp
-    tmp = ddir / f"{TMP_PREFIX}run-{run_key}"
+    tmp = run_dir(workspace, dataset, run_key)
     tmp.mkdir(exist_ok=True)
     fd = os.open(tmp, os.O_RDONLY)
     try:
@@ -161,6 +161,11 @@ def stage(workspace: Path, dataset: str, run_key: str | None = None) -> Path:
         raise StoreError(f"another run of the same inputs and config is writing {dataset} ({tmp.name})") from None
     _locks[tmp] = fd
     return tmp
+
+
+def run_dir(workspace: Path, dataset: str, run_key: str) -> Path:
+    """The staging folder of the run with this key (see stage)."""
+    return dataset_dir(workspace_path(workspace), dataset) / f"{TMP_PREFIX}run-{run_key}"
 
 
 def discard(tmp: Path) -> None:
