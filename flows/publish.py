@@ -10,7 +10,6 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from dashboards.build import build_dashboard
 from pipeline.store.layout import StoreError, VersionRef, dashboard_dir
 from pipeline.store.manifest import LEDGER_KEYS
 
@@ -46,6 +45,8 @@ def publish_version(workspace: Path, manifest: dict, build: bool = True) -> Path
     name, version = manifest["dataset"], manifest["version"]
     path = None
     if build:
+        from dashboards.build import build_dashboard  # plotly & jinja2: only runs that build one pay the import
+
         try:
             path = build_dashboard(workspace, VersionRef(name, version), dashboard_dir(workspace, name, version))
         except (StoreError, OSError) as exc:

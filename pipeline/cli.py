@@ -1,6 +1,7 @@
 """The `prefmill` command."""
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sys
@@ -310,7 +311,12 @@ _register_more()
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        # At exit everything a run built is garbage; the interpreter's final collections would walk
+        # it all (~0.6 s after `curate`, a tenth of an incremental run). Frozen objects are skipped.
+        gc.freeze()
 
 
 if __name__ == "__main__":

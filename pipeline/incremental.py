@@ -206,8 +206,8 @@ def save_parts(folder: Path, inherited: list[Path], part: pa.Table) -> None:
             os.link(path, tmp / f"part-{i:06d}.parquet")
         except OSError:  # no hard links here: copy
             shutil.copy2(path, tmp / f"part-{i:06d}.parquet")
-    if part.num_rows:
-        pq.write_table(part, tmp / f"part-{len(inherited):06d}.parquet")
+    if part.num_rows:  # row groups of 128k rows: DuckDB scans a part on all cores, one group per thread
+        pq.write_table(part, tmp / f"part-{len(inherited):06d}.parquet", row_group_size=1 << 17)
     try:
         tmp.rename(folder)
     except OSError:  # another run wrote it first (the same version's index is the same)

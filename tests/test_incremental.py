@@ -318,3 +318,34 @@ def test_answers_and_ids_the_parent_read_are_resolved_across_it(tmp_path):
         (f"day2.jsonl:{len(lines) - split + 1}", f"post_id {json.loads(lines[0])['site'] + '/1'!r} already seen "
          "in record day1.jsonl:1 of parent version v1 (first one kept)")]
     assert built.tables["ugc"].num_rows == whole.tables["ugc"].num_rows - first.tables["ugc"].num_rows
+
+
+def test_the_caps_lookup_is_answered_from_dedups(tmp_path):
+    """The per-prompt cap asks the parent's prompt index about prompts that prompt dedup already
+    looked up (by id or key): the answer comes from that lookup, without a second scan of the
+    index, and equals what a scan answers. Index parts from LAMP's prompts, one prompt in both parts
+    (its kept pairs are summed)."""
+    from pipeline.filters.prior import PROMPTS, Prior
+
+    prompts = sorted({r["instruction"] for r in lamp_as_ultrafeedback()})
+    sha = [hashlib.sha256(p.encode()).hexdigest() for p in prompts]
+    key = [hashlib.sha256(" ".join(p.lower().split()).encode()).hexdigest() for p in prompts]
+    both = len(prompts) // 6 * 3                    # in both parts, and among the run's ids below
+    parts = [pa.table({"prompt_id": sha[:both + 1], "key": key[:both + 1], "pairs": [1] * (both + 1)}, schema=PROMPTS),
+             pa.table({"prompt_id": sha[both:], "key": key[both:], "pairs": [2] * (len(sha) - both)}, schema=PROMPTS)]
+    for i, part in enumerate(parts):
+        pq.write_table(part, tmp_path / f"part-{i}.parquet")
+    index = sorted(tmp_path.glob("part-*.parquet"))
+    run_ids = pa.array(sha[::3] + ["0" * 64])       # a third of the parent's prompts, and a new one
+    run_keys = pa.array(key[1::3])                  # keys of others: dedup's answer holds both
+    prior = Prior(version=1, index=index)
+    assert prior.prompts(run_ids, run_keys).num_rows == len(sha[::3]) + len(sha[1::3])
+    kept = pa.array(sorted(set(sha[::6]) | {sha[both]}))
+    expected = Prior(version=1, index=index).prompts(kept)
+    assert expected["prompt_id"].to_pylist() == kept.to_pylist()
+    assert expected.filter(pc.equal(expected["prompt_id"], sha[both]))["pairs"].to_pylist() == [3]
+    for path in index:
+        path.unlink()                               # a second scan would now fail
+    assert prior.prompts(kept).equals(expected)
+    with pytest.raises(Exception, match="No files found"):  # ids dedup did not look up need a scan
+        prior.prompts(pa.array(sha[2::3]))

@@ -217,6 +217,25 @@ def test_ledger_imbalance_is_refused(tmp_path, records):
     assert derived["ledger"]["filtered_reasons"]
 
 
+def test_an_increment_repeating_a_base_pair_id_is_refused(tmp_path, records):
+    """An incremental commit checks its new pair ids among themselves and against the base's parts,
+    which it does not regroup: an id the base holds is refused and nothing is published; new ids
+    commit, and the version's pairs are the base's plus the new ones."""
+    ws = tmp_path / "ws"
+    first, m1 = build_tables(records[:50])
+    commit_version(ws, "inc", first, m1)
+    with pytest.raises(StoreError, match=r"pairs: \d+ duplicate pair_id"):
+        commit_version(ws, "inc", first, m1, base=1)
+    assert list_versions(ws, "inc").num_rows == 1
+    later, m2 = build_tables(records[50:100])
+    assert not set(later["pairs"]["pair_id"].to_pylist()) & set(first["pairs"]["pair_id"].to_pylist())
+    v2 = commit_version(ws, "inc", later, m2, base=1)
+    assert (v2["version"], v2["parent"]) == (2, 1)
+    assert v2["ledger"]["pairs"] == first["pairs"].num_rows + later["pairs"].num_rows
+    assert query(ws, "SELECT count(DISTINCT pair_id) AS n FROM pairs WHERE dataset = 'inc' AND version = 2"
+                 ).to_pylist() == [{"n": v2["ledger"]["pairs"]}]
+
+
 def test_bad_inputs_are_store_errors(tmp_path, records):
     ws = tmp_path / "ws"
     tables, manifest = build_tables(records[:50])

@@ -36,6 +36,7 @@ class Prior:
     texts: Callable[[pa.Array], pa.Array] | None = None  # parent prompt ids -> their texts (semantic dedup)
     seen: pa.Table | None = None                        # filled by prompt dedup: this run's prompt_id, key
     repeated: pa.Table | None = None                    # filled by select_pairs: records of pairs the parent decided
+    asked: tuple[pa.Array | None, pa.Table] | None = None  # the last prompts() lookup's ids (None: all) and answer
 
     @property
     def where(self) -> str:
@@ -54,11 +55,20 @@ class Prior:
         None), one row each with its kept pairs summed over the index parts."""
         if not self.index:
             return PROMPTS.empty_table()
+        if prompt_ids is not None and keys is None and self.asked is not None:
+            # the per-prompt cap asks for prompts dedup already looked up: answer from that, no second scan
+            before, answer = self.asked
+            ids = _plain(prompt_ids)
+            if before is None or pc.all(pc.is_in(ids, value_set=before), min_count=0).as_py():
+                return answer.filter(pc.is_in(answer["prompt_id"], value_set=ids))
         where = "" if prompt_ids is None and keys is None else \
             "WHERE prompt_id IN (SELECT v FROM ids) OR key IN (SELECT v FROM keys)"
-        return _scan(f"SELECT prompt_id, any_value(key) AS key, sum(pairs)::BIGINT AS pairs "
-                     f"FROM read_parquet({sql_list(self.index)}) {where} GROUP BY prompt_id ORDER BY prompt_id",
-                     ids=[] if prompt_ids is None else prompt_ids, keys=[] if keys is None else keys).cast(PROMPTS)
+        answer = _scan(f"SELECT prompt_id, any_value(key) AS key, sum(pairs)::BIGINT AS pairs "
+                       f"FROM read_parquet({sql_list(self.index)}) {where} GROUP BY prompt_id ORDER BY prompt_id",
+                       ids=[] if prompt_ids is None else prompt_ids, keys=[] if keys is None else keys).cast(PROMPTS)
+        self.asked = (None if prompt_ids is None and keys is None else
+                      _plain([] if prompt_ids is None else prompt_ids), answer)
+        return answer
 
 
 def repeated_rows(prior: Prior, input_ids: pa.Array | pa.ChunkedArray) -> tuple[pa.Table, pa.Array]:

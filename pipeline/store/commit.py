@@ -206,7 +206,7 @@ def commit_staged(workspace: Path, dataset: str, tmp: Path, manifest: dict, base
             if not found.equals(want):
                 raise StoreError(f"{path.name} does not match schemas/{name}.yaml: {found} != {want}")
         known = _carry_parts(workspace, dataset, tmp, base) if base is not None else {}
-        pairs_rows, duplicates = _duplicate_pair_ids(table_files(tmp, "pairs"))
+        pairs_rows, duplicates = _duplicate_pair_ids(table_files(tmp, "pairs"), known)
         if duplicates:
             raise StoreError(f"pairs: {duplicates} duplicate pair_id value(s); pair_id is the key of a version")
         ledger = pa.concat_tables([pq.read_table(p, columns=["status", "reason"])
@@ -225,11 +225,22 @@ def commit_staged(workspace: Path, dataset: str, tmp: Path, manifest: dict, base
         raise
 
 
-def _duplicate_pair_ids(files: list[Path]) -> tuple[int, int]:
-    """(rows, rows whose pair_id an earlier row has) over a table's parts."""
+def _duplicate_pair_ids(files: list[Path], known: dict[str, dict]) -> tuple[int, int]:
+    """(rows, rows whose pair_id an earlier row has) over a table's parts. The parts in `known` (a
+    base version's, unique since its commit) are not grouped again: the new parts' ids are checked
+    among themselves and against theirs, so an increment costs a scan of the base's ids, not a
+    distinct count over the whole version."""
+    new = [f for f in files if f.name not in known]
+    base = [f for f in files if f.name in known]
     con = duck.connect()
     try:
-        rows, distinct = con.execute(f"SELECT count(*), count(DISTINCT pair_id) FROM read_parquet({sql_list(files)})").fetchall()[0]
+        rows, distinct = con.execute(f"SELECT count(*), count(DISTINCT pair_id) FROM read_parquet({sql_list(new)})"
+                                     ).fetchall()[0] if new else (0, 0)
+        if base:
+            base_rows = con.execute(f"SELECT count(*) FROM read_parquet({sql_list(base)})").fetchall()[0][0]
+            clashes = con.execute(f"SELECT count(*) FROM read_parquet({sql_list(base)}) b SEMI JOIN "
+                                  f"read_parquet({sql_list(new)}) n USING (pair_id)").fetchall()[0][0] if new else 0
+            rows, distinct = rows + base_rows, distinct + base_rows - clashes
     finally:
         con.close()
     return rows, rows - distinct
