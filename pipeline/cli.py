@@ -64,8 +64,9 @@ def curate(inputs: Annotated[list[Path], typer.Argument(help="JSON, JSONL, .gz o
 
     ws = workspace_dir(workspace)
     try:
-        manifest = curate_flow([str(p) for p in inputs], dataset, str(ws), cfg.run_config(), incremental,
-                               dask_address)
+        with _without_heartbeats():
+            manifest = curate_flow([str(p) for p in inputs], dataset, str(ws), cfg.run_config(), incremental,
+                                   dask_address)
     except (NoUsableInput, StoreError) as exc:
         fail(str(exc))
     except (AnnotatorConfigError, ModelError) as exc:
@@ -83,6 +84,17 @@ def curate(inputs: Annotated[list[Path], typer.Argument(help="JSON, JSONL, .gz o
                           "path": str(ws / "datasets" / manifest["dataset"] / f"v{manifest['version']}"),
                           "dashboard": str(board) if board.exists() else None,
                           **{k: ledger[k] for k in LEDGER_KEYS}}))
+
+
+def _without_heartbeats():
+    """Prefect's flow-run heartbeats let a server's automation flag a deployment's run that died
+    (served runs keep them). A CLI run's caller sees it end, and Prefect 3.7 waits for the heartbeat
+    thread's one-second sleep as every run ends (0.5 s on average). Off unless the user set them."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, load_current_profile, temporary_settings
+
+    chosen = PREFECT_FLOWS_HEARTBEAT_FREQUENCY.name in os.environ or \
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY in load_current_profile().settings
+    return temporary_settings(updates={} if chosen else {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
 
 
 @app.command()

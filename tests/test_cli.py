@@ -100,3 +100,22 @@ def test_unusable_config_fails_before_running(tmp_path):
     cfg.write_text("filters:\n  per_prompt_cap: lots\n")
     proc = run("curate", ALL_SAMPLES[0], "--dataset", "x", "--config", str(cfg), "--workspace", str(tmp_path), check=False)
     assert proc.returncode == 2 and "per_prompt_cap" in proc.stderr
+
+
+def test_cli_runs_leave_flow_heartbeats_off_unless_the_user_sets_them(monkeypatch):
+    """`prefmill curate` turns Prefect's flow-run heartbeats off around its flow run (Prefect waits
+    for the heartbeat thread as each run ends); a user who set PREFECT_FLOWS_HEARTBEAT_FREQUENCY keeps
+    theirs."""
+    from prefect.settings import get_current_settings
+
+    from pipeline.cli import _without_heartbeats
+
+    monkeypatch.delenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", raising=False)
+    outside = get_current_settings().flows.heartbeat_frequency
+    assert outside is not None                       # Prefect's default sends them
+    with _without_heartbeats():
+        assert get_current_settings().flows.heartbeat_frequency is None
+    assert get_current_settings().flows.heartbeat_frequency == outside
+    monkeypatch.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "60")
+    with _without_heartbeats():
+        assert get_current_settings().flows.heartbeat_frequency == 60
