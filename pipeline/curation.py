@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import subprocess
+from functools import cache
 from importlib.metadata import version as pkg_version
 from pathlib import Path
 
@@ -143,8 +144,10 @@ def manifest_facts(cfg: CurateConfig, flow_run_id: str | None, inputs: list[dict
             "code_version": code_version(), "inputs": inputs, "counts": counts, "ledger": ledger, "stats": stats}
 
 
+@cache
 def code_version() -> str:
-    """Package version plus the git commit when running from a checkout."""
+    """Package version plus the git commit when running from a checkout (asked once per process:
+    a run asks three times, and each `git` call costs about 6 ms)."""
     v = pkg_version("prefmill")
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
