@@ -162,7 +162,12 @@ class CurateConfig(Strict):
         return self.model_dump(exclude={"schedules"})
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.run_config(), sort_keys=True).encode()).hexdigest()
+        """The manifest's config_hash: a hash of the settings that shape a version's data, all but
+        the schedules and the dashboard. An incremental run builds on a parent with the same hash
+        (switching the dashboard on or off does not force a full rebuild), and a rerun with the
+        same hash and inputs is the same run."""
+        data = self.model_dump(exclude={"schedules", "dashboard"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 class ConfigError(ValueError):

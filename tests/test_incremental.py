@@ -171,6 +171,8 @@ def test_what_cannot_be_an_increment_is_rebuilt_in_full(days, tmp_path):
     # touched but unchanged: hashed, found equal, nothing new
     os.utime(log, ns=(1, 1))
     assert run(ws, "d", [log], incremental=True)["version"] == 1
+    # the dashboard switched on: it shapes no data, so the run is still an increment (nothing new)
+    assert run(ws, "d", [log], incremental=True, config={**CONFIG, "dashboard": {"enabled": True}})["version"] == 1
     # another config: a full rebuild, saying why
     other = {**CONFIG, "filters": {"per_prompt_cap": 2}}
     v2 = run(ws, "d", [log], incremental=True, config=other)
