@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
@@ -157,16 +157,19 @@ class CurateConfig(Strict):
             check_annotator(spec, self.models)
         return self
 
+    NOT_RUN: ClassVar[set[str]] = {"schedules"}           # `prefmill serve`'s, not a run's
+    NOT_DATA: ClassVar[set[str]] = NOT_RUN | {"dashboard"}  # settings that shape no version's data
+
     def run_config(self) -> dict:
         """The config a curate run gets and its manifest records: all but the schedules."""
-        return self.model_dump(exclude={"schedules"})
+        return self.model_dump(exclude=self.NOT_RUN)
 
     def digest(self) -> str:
         """The manifest's config_hash: a hash of the settings that shape a version's data, all but
         the schedules and the dashboard. An incremental run builds on a parent with the same hash
         (switching the dashboard on or off does not force a full rebuild), and a rerun with the
         same hash and inputs is the same run."""
-        data = self.model_dump(exclude={"schedules", "dashboard"})
+        data = self.model_dump(exclude=self.NOT_DATA)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
