@@ -7,9 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow
-
 from flows.in_memory import curate_in_memory
+from flows.plain_flow import plain_flow
 from flows.publish import NoUsableInput
 from flows.streamed import curate_streamed
 from pipeline.config import CurateConfig
@@ -17,7 +16,7 @@ from pipeline.sources import NoMatch, expand_inputs
 from pipeline.streamed import streamable
 
 
-@flow(name="curate")
+@plain_flow(name="curate")
 def curate(inputs: list[str], dataset: str, workspace: str, config: dict | None = None,
            incremental: bool = False, dask_address: str | None = None) -> dict:
     """Curate `inputs` into a new version of `dataset` under `workspace`; returns its manifest.

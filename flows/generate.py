@@ -11,10 +11,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
-from prefect import flow, get_run_logger, task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from flows.plain_flow import plain_flow
 from pipeline.atomic import write_bytes, write_parquet
 from pipeline.candidates import candidates_table, read_prompts
 from pipeline.curation import code_version
@@ -43,7 +44,7 @@ def outputs(out: str | Path) -> dict[str, Path]:
             "manifest": out.with_name(f"{stem}.manifest.json")}
 
 
-@flow(name="generate", log_prints=False)
+@plain_flow(name="generate", log_prints=False)
 def generate(input: str, out: str, workspace: str, model: str | None = None, backend: str = "vllm",
              sampling: dict | None = None, chunk_size: int = 256, max_model_len: int = 4096,
              backend_options: dict | None = None) -> dict:

@@ -5,7 +5,7 @@ import numpy as np
 from pair_rows import raw_pair, raw_table
 from pipeline.config import CurateConfig, DedupConfig
 from pipeline.filters import apply_filters
-from pipeline.filters.dedup import dedup_prompts
+from pipeline.filters.dedup import _linked, dedup_prompts
 from pipeline.pairs import build_pairs, finalize
 
 
@@ -129,6 +129,14 @@ def test_semantic_dedup_with_real_embeddings(tmp_path):
     assert stats["embedding_cache"] == {"hits": 0, "misses": 4}
     dedup_prompts(alive, DedupConfig(threshold=0.9), tmp_path, stats)
     assert stats["embedding_cache"] == {"hits": 4, "misses": 0}
+
+
+def test_semantic_links_merge_exact_groups_transitively():
+    """Exact duplicates are one group by their key; a semantic link from any member joins the
+    other's whole group (A = A' by text, A' ~ B by cosine: A, A', B are one group)."""
+    group = _linked(np.array([0, 0, 1, 2, 1]), np.array([1]), np.array([2]))
+    assert group[0] == group[1] == group[2] == group[4] != group[3]
+    assert sorted(set(group.tolist())) == [0, 1]  # labels stay 0..k-1 (they index the representatives)
 
 
 def test_semantic_only_dedup_with_a_single_prompt_passes_everything(tmp_path):
