@@ -88,8 +88,9 @@ def curate(inputs: Annotated[list[Path], typer.Argument(help="JSON, JSONL, .gz o
 
 def _without_heartbeats():
     """Prefect's flow-run heartbeats let a server's automation flag a deployment's run that died
-    (served runs keep them). A CLI run's caller sees it end, and Prefect 3.7 waits for the heartbeat
-    thread's one-second sleep as every run ends (0.5 s on average). Off unless the user set them."""
+    (served runs keep them). The caller of a CLI run (curate, generate) sees it end, and Prefect 3.7
+    waits for the heartbeat thread's one-second sleep as every run ends (0.5 s on average). Off
+    unless the user set them."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, load_current_profile, temporary_settings
 
     chosen = PREFECT_FLOWS_HEARTBEAT_FREQUENCY.name in os.environ or \
@@ -277,9 +278,10 @@ def generate(input: Annotated[Path, typer.Argument(help="JSONL of prompts or cha
 
     options = {"base_url": base_url} if backend == "openai" else {}
     try:
-        manifest = generate_flow(str(input), str(out_path), str(workspace_dir(workspace)), model=model,
-                                 backend=backend, sampling=sampling, chunk_size=chunk_size,
-                                 max_model_len=max_model_len, backend_options=options)
+        with _without_heartbeats():
+            manifest = generate_flow(str(input), str(out_path), str(workspace_dir(workspace)), model=model,
+                                     backend=backend, sampling=sampling, chunk_size=chunk_size,
+                                     max_model_len=max_model_len, backend_options=options)
     except (NoPrompts, ModelError, RecordError) as exc:
         fail(str(exc))
     c, cache = manifest["counts"], manifest["cache"]
