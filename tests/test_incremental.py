@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.curate import curate
-from pipeline import source_ids
+from pipeline import incremental as increments, source_ids
 from pipeline.config import CurateConfig
 from pipeline.sources import merge, read_file
 from pipeline.store import StoreError, query, verify_version
@@ -137,9 +137,11 @@ def test_a_new_file_is_read_alone_and_the_parent_is_shared(days, tmp_path, relia
     assert again["version"] == 2 and len(query(ws, "SELECT * FROM versions WHERE dataset = 'logs'")) == 2
 
 
-def test_an_appended_log_is_read_from_where_the_parent_ended(days, tmp_path, reliability):
+def test_an_appended_log_is_read_from_where_the_parent_ended(days, tmp_path, reliability, monkeypatch):
     day1, day2 = days
     log = write(tmp_path / "log.jsonl", day1)
+    monkeypatch.setattr(increments, "HASH_CHUNK", 4096)  # the parent's part is hashed in many chunks
+    assert log.stat().st_size > 8 * increments.HASH_CHUNK
     ws = tmp_path / "ws"
     run(ws, "append", [log])
     with log.open("a", encoding="utf-8") as f:
