@@ -14,12 +14,14 @@ rebuild and of the incremental run, end to end (process start and imports includ
 flow run alone (Prefect's own `total_run_time`), with the ratios (the goal is <= 5%); a run with
 nothing new (the floor); and whether the incremental version's ledger equals the full rebuild's.
 The full rebuild runs once; the incremental run and the run with nothing new, a few seconds each,
-run 3 times, each on a fresh copy of the base version's workspace, and the median is kept.
+run 5 times, each on a fresh copy of the base version's workspace (synced to disk before it is
+timed), and the median is kept.
 The version's dashboard, which a run builds when it is on, is timed once per N: it reads the whole
 version, so it costs the same after a full or an incremental run."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -34,7 +36,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import rated  # noqa: E402
 import rated_synth  # noqa: E402
 
-REPEATS = 3  # the short runs vary by up to a second here: each is timed 3 times and the median kept
+REPEATS = 5  # the short runs vary by up to a second here: each is timed 5 times and the median kept
 
 
 def curate(paths, ws: Path, api_url: str, dataset: str, incremental: bool = False) -> tuple[float, float, dict]:
@@ -53,6 +55,7 @@ def increments(base_ws: Path, paths: list[Path], api_url: str, dataset: str) -> 
     for r in range(REPEATS):
         ws = base_ws.with_name(f"{base_ws.name}-{r}")
         shutil.copytree(base_ws, ws)
+        os.sync()  # else the copy's dirty pages are written back while the run is timed
         incs.append(curate(paths, ws, api_url, dataset, incremental=True))
         idles.append(curate(paths, ws, api_url, dataset, incremental=True))
     print(f"{'':>9} | {dataset}: incremental runs {', '.join(f'{t[0]:.1f}' for t in incs)} s; "
