@@ -48,9 +48,9 @@ def dedup_prompts(table: pa.Table, cfg: DedupConfig, cache_dir: Path | None,
     if prior is not None:
         prior.seen = pa.table({"prompt_id": pa.array(uniq, pa.string()), "key": keys})
     nodes, texts, keys, parental = _with_parent(uniq, texts, keys, cfg, prior)
-    how = {}
     # exact duplicates are the groups of equal keys; only semantic links need a graph
     group = sorted_unique(keys)[2] if cfg.exact else np.arange(len(nodes))
+    how = {}  # a semantic link's cosine, for its reason
     if cfg.semantic and len(nodes) > 1:
         vectors, cache_stats = _embed(texts.to_pylist(), cfg.model, cache_dir)
         stats["embedding_cache"] = cache_stats
