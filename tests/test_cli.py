@@ -1,5 +1,7 @@
 """End to end through the real `prefmill` command: a real Prefect flow run, a real DuckDB
 catalog, real embeddings, on the real samples shipped in data/samples/."""
+import gc
+import importlib
 import json
 import os
 import shutil
@@ -8,6 +10,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from cli_helpers import ALL_SAMPLES, last_json, run
 from conftest import SAMPLES
@@ -144,3 +147,17 @@ def test_flow_parameters_are_recorded_as_prefects_encoder_would_without_importin
     assert out["imported"] is False
     assert out["recorded"] == out["plain"] == out["encoder"]
     assert out["other"] == {"when": "2026-11-24", "path": "/w"}
+
+
+def test_the_collector_is_off_during_a_commands_imports_and_on_after_them():
+    """`_importing` turns the cyclic collector off for a command's heavy imports only: it is on
+    again after them, also when an import fails (`serve` runs for days: it must collect)."""
+    from pipeline.cli import _importing
+
+    assert gc.isenabled()
+    with _importing():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(ImportError), _importing():
+        importlib.import_module("no_such_module_here")
+    assert gc.isenabled()
