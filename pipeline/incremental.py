@@ -18,8 +18,6 @@ import hashlib
 import os
 import shutil
 import uuid
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline.behind import Behind
 from pipeline.columns import sorted_unique
 from pipeline.config import CurateConfig
 from pipeline.curation import code_version
@@ -154,19 +153,14 @@ def _hash_prefix(path: Path, size: int):
     each chunk (hashlib lets go of the GIL) while this one reads the next and counts its lines:
     1.8 s instead of 2.8 s for a 2.7 GB log here."""
     digest, lines, last, left = hashlib.sha256(), 0, b"", size
-    pending: deque = deque()
-    with path.open("rb") as f, ThreadPoolExecutor(1, thread_name_prefix="hash-prefix") as hasher:
+    with path.open("rb") as f, Behind(2, "hash-prefix") as hasher:  # one thread: chunks in file order
         while left:
             chunk = f.read(min(HASH_CHUNK, left))
             if not chunk:
                 break
-            pending.append(hasher.submit(digest.update, chunk))  # one thread: chunks in file order
+            hasher.submit(digest.update, chunk)
             lines += chunk.count(b"\n")
             last, left = chunk[-1:], left - len(chunk)
-            while len(pending) > 2:  # a few chunks in memory at most
-                pending.popleft().result()
-    for done in pending:
-        done.result()
     return digest, lines, last
 
 

@@ -22,8 +22,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections import Counter, deque
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -35,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from pipeline.behind import Behind
 from pipeline.columns import as_array, first_content, value_counts
 from pipeline.config import CurateConfig
 from pipeline.curation import SOURCE_KINDS, disabled, manifest_facts, miner
@@ -162,7 +162,7 @@ class StreamedRun:
                 _Writer(self.staging / "lineage.parquet", "lineage") as lineage_out, \
                 _Writer(self.staging / "quarantine.parquet", "quarantine") as quarantine_out, \
                 _Writer(self.staging / "ledger.parquet", "ledger") as ledger_out, \
-                ThreadPoolExecutor(1, thread_name_prefix="write-version") as background:
+                Behind(1, "write-version") as background:  # a block is written while the next is built
 
             def append(pairs, lineage, quarantine, ledger_inputs) -> None:
                 pairs_out.write(pairs)
@@ -170,7 +170,6 @@ class StreamedRun:
                 quarantine_out.write(quarantine)
                 ledger_out.write(ledger_table(*ledger_inputs))
 
-            pending: deque = deque()  # a block is compressed and its ledger joined while the next is built
             for b in range(self.blocks):
                 mine = self.decided.filter(pa.array(block_of == b))
                 in_parent = as_array(mine["in_parent"])
@@ -188,17 +187,13 @@ class StreamedRun:
                                  pa.concat_tables([self._part("unpaired", b, lambda: empty("unpaired")),
                                                    _unpaired(repeated.filter(pc.invert(repeated["spans"]))),
                                                    *repeats]))
-                pending.append(background.submit(append, pairs, lineage, quarantine, ledger_inputs))
-                while len(pending) > 1:
-                    pending.popleft().result()
+                background.submit(append, pairs, lineage, quarantine, ledger_inputs)
                 funnel["unique_pairs"] += cands.table.num_rows
                 for name, passed, _ in cands.log:
                     funnel[f"after_{name}"] += int(pc.sum(pc.fill_null(passed, False)).as_py() or 0)
                 sides.append(pa.table({"chosen": pc.utf8_length(first_content(pairs["chosen"])),
                                        "rejected": pc.utf8_length(first_content(pairs["rejected"])),
                                        "margin": pairs["margin"], "signal": pairs["signal"]}))
-            while pending:
-                pending.popleft().result()
         self.decided = None
         self.index = index_part(self.prior, pa.chunked_array([c for a in kept_prompts for c in a.chunks], pa.string()))
         pq.write_table(empty("signals"), self.staging / "signals.parquet", compression="zstd")
