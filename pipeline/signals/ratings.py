@@ -1,12 +1,14 @@
-"""`ratings`: pairs from rated candidates (UltraFeedback and the generic prompt + candidates form),
-one DuckDB query over the whole `rated` table, so no Python runs per prompt.
+"""`ratings`: pairs from rated candidates (UltraFeedback and the generic prompt + candidates form).
+The candidates of one record compete, and every policy is a few NumPy sorts over the whole `rated`
+table (no Python per prompt, no join): rows are grouped by prompt, ranked inside their group, and
+texts are compared by the id of their whitespace-normalized form.
 
-The candidates of one record compete. Texts are compared after whitespace normalization, and the
-tie rule holds inside the policy: a pair needs a strictly higher score on the chosen side and a
-different text, so equal scores or identical texts never make a pair. Policies:
+Texts are compared after whitespace normalization, and the tie rule holds inside the policy: a
+pair needs a strictly higher score on the chosen side and a different text, so equal scores or
+identical texts never make a pair. Policies:
 
 * `best_vs_worst`: the best candidate (highest score, first on ties) vs the lowest-scored one
-  whose text differs from the best's;
+  whose text differs from the best's (the last listed on ties);
 * `best_vs_random`: the best vs a seeded random draw among the lower-scored candidates with a
   different text (the Tulu 3 recipe); the draw hashes the seed and the two responses, so it does
   not depend on the file's name or order;
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline import duck
 from pipeline.config import RatingsSignalConfig
@@ -25,91 +28,137 @@ from pipeline.hashing import normalize_ws
 from pipeline.schema import conform
 from pipeline.signals.result import SignalResult
 
-# `c` holds the keys of the rated table only (its row, scores, models and a 128-bit hash of each
-# response whitespace-normalized as the tie rule does): DuckDB picks the pairs on these, and the
-# texts are then taken by row with Arrow, so no text goes through a join.
-KEYS_SQL = """
-CREATE OR REPLACE TEMP TABLE g AS
-SELECT prompt_key, count(*) AS n, max(score) AS hi, min(score) AS lo,
-       arg_max(candidate, (score, -candidate)) AS best
-FROM c GROUP BY prompt_key;
-CREATE OR REPLACE TEMP TABLE b AS
-SELECT c.prompt_key, c.candidate, c.text_hash FROM c JOIN g ON c.prompt_key = g.prompt_key AND c.candidate = g.best;
-CREATE OR REPLACE TEMP TABLE lower AS   -- candidates a pair with the best may reject
-SELECT c.prompt_key, c.candidate, c.score, c.text_hash, b.candidate AS best_candidate, b.text_hash AS best_hash
-FROM c JOIN b USING (prompt_key) JOIN g USING (prompt_key)
-WHERE c.score < g.hi AND c.text_hash <> b.text_hash;
+# The draw of best_vs_random: the MD5 of the seed and of both normalized texts' MD5s.
+DRAW_SQL = """
+SELECT arg_min(row, md5_number(concat($seed, ':', md5_number(best), ':', md5_number(norm))))
+FROM lower GROUP BY grp
 """
 
-REJECTED = {
-    "best_vs_worst": "arg_min(candidate, (score, -candidate))",
-    "best_vs_random": "arg_min(candidate, md5_number(concat($seed, ':', best_hash, ':', text_hash)))",
-}
-
-PAIRS = """
-SELECT h.row AS chosen_row, l.row AS rejected_row,
-       h.score AS score_chosen, l.score AS score_rejected, h.score - l.score AS margin,
-       'rated' AS source, 'ratings' AS signal, 'ratings:' || f.field AS annotator, 1.0 AS weight,
-       [h.record_id, l.record_id] AS input_ids, h.score - l.score AS signal_value,
-       to_json({'policy': $policy, 'format': h.format, 'score_field': f.field, 'candidates': g.n,
-                'chosen': {'candidate': h.candidate, 'model': h.model, 'score': h.score},
-                'rejected': {'candidate': l.candidate, 'model': l.model, 'score': l.score}})::VARCHAR AS evidence,
+# What a pair records; the chosen (h) and rejected (l) candidates' keys are already side by side.
+PAIRS_SQL = """
+SELECT score_chosen, score_rejected, score_chosen - score_rejected AS margin,
+       'rated' AS source, 'ratings' AS signal, 'ratings:' || field AS annotator, 1.0 AS weight,
+       [h_id, l_id] AS input_ids, score_chosen - score_rejected AS signal_value,
+       to_json({'policy': $policy, 'format': format, 'score_field': field, 'candidates': n,
+                'chosen': {'candidate': h_k, 'model': h_model, 'score': score_chosen},
+                'rejected': {'candidate': l_k, 'model': l_model, 'score': score_rejected}})::VARCHAR AS evidence,
        'implicit' AS recipe,
-       'generator:' || coalesce(h.model, 'unknown') AS chosen_origin,
-       'generator:' || coalesce(l.model, 'unknown') AS rejected_origin,
+       'generator:' || coalesce(h_model, 'unknown') AS chosen_origin,
+       'generator:' || coalesce(l_model, 'unknown') AS rejected_origin,
        NULL::VARCHAR AS generator
-FROM picks p JOIN g USING (prompt_key)
-JOIN c AS h ON h.prompt_key = p.prompt_key AND h.candidate = p.chosen
-JOIN c AS l ON l.prompt_key = p.prompt_key AND l.candidate = p.rejected,
-LATERAL (SELECT CASE h.format WHEN 'ultrafeedback' THEN $score_field ELSE 'score' END AS field) f
-ORDER BY h.row, l.row  -- file order: a pair found twice lists its first record first
-"""
-
-UNPAIRED = """
-SELECT c.record_id,
-       'ratings: ' || CASE
-           WHEN g.n < 2 THEN 'the only usable candidate of its prompt (the others, if any, are quarantined)'
-           WHEN g.hi = g.lo THEN 'all ' || g.n || ' candidates tie at score ' || g.hi
-           WHEN NOT EXISTS (SELECT 1 FROM lower x WHERE x.prompt_key = c.prompt_key)
-               THEN 'every lower-scored candidate repeats the best one''s text'
-           WHEN c.candidate <> b.candidate AND c.text_hash = b.text_hash
-               THEN 'repeats the text of the best candidate (#' || b.candidate || ')'
-           WHEN $policy = 'all_pairs' THEN 'ties every other candidate it differs from, or repeats their text'
-           ELSE 'not picked by ' || $policy || ' (score ' || c.score || ', best ' || g.hi || ')' END AS reason
-FROM c JOIN g USING (prompt_key) JOIN b USING (prompt_key)
-WHERE c.row NOT IN (SELECT chosen_row FROM pairs UNION ALL SELECT rejected_row FROM pairs)
-ORDER BY c.row
+FROM p
 """
 
 
-def _picks_sql(policy: str) -> str:
-    if policy == "all_pairs":
-        return """CREATE OR REPLACE TEMP TABLE picks AS
-                  SELECT h.prompt_key, h.candidate AS chosen, l.candidate AS rejected
-                  FROM c AS h JOIN c AS l ON h.prompt_key = l.prompt_key AND h.score > l.score
-                  AND h.text_hash <> l.text_hash"""
-    return f"""CREATE OR REPLACE TEMP TABLE picks AS
-               SELECT prompt_key, any_value(best_candidate) AS chosen, {REJECTED[policy]} AS rejected
-               FROM lower GROUP BY prompt_key"""
+class _Groups:
+    """The rated rows grouped by prompt: `of` (each row's group), and per group its size, best row
+    (highest score, then lowest candidate number), highest and lowest score."""
+
+    def __init__(self, rated: pa.Table, norm: pa.Array):
+        self.of = pc.dictionary_encode(rated["prompt_key"]).combine_chunks().indices.to_numpy()
+        self.score = rated["score"].to_numpy()
+        self.k = rated["candidate"].to_numpy()
+        self.text = pc.dictionary_encode(norm).indices.to_numpy()  # equal ids = equal normalized texts
+        order = np.lexsort((self.k, -self.score, self.of))
+        starts = np.flatnonzero(np.diff(self.of[order], prepend=-1))
+        self.best = order[starts]
+        self.size = np.diff(np.append(starts, len(order)))
+        self.hi = self.score[self.best]
+        self.lo = np.minimum.reduceat(self.score[order], starts)
+        best_of_row = self.best[self.of]
+        # the candidates a pair with the best may reject: lower-scored, another text
+        self.lower = np.flatnonzero((self.score < self.hi[self.of]) & (self.text != self.text[best_of_row]))
+
+    def first_per_group(self, rows: np.ndarray, *keys: np.ndarray) -> np.ndarray:
+        """Of `rows`, the first of each group when sorted by `keys` (the last key sorts first)."""
+        order = rows[np.lexsort((*keys, self.of[rows]))]
+        return order[np.diff(self.of[order], prepend=-1) != 0]
+
+
+def _picks(groups: _Groups, norm: pa.Array, cfg: RatingsSignalConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(chosen rows, rejected rows) of the policy's pairs, in file order of (chosen, rejected)."""
+    g, lower = groups, groups.lower
+    if cfg.policy == "all_pairs":
+        by_group = np.argsort(g.of, kind="stable")
+        size = g.size[g.of[by_group]]
+        start = np.repeat(np.cumsum(g.size) - g.size, g.size)  # the sorted position of each row's group start
+        h = np.repeat(by_group, size)
+        offset = np.arange(len(h)) - np.repeat(np.cumsum(size) - size, size)
+        l = by_group[np.repeat(start, size) + offset]
+        keep = (g.score[h] > g.score[l]) & (g.text[h] != g.text[l])
+        h, l = h[keep], l[keep]
+    elif cfg.policy == "best_vs_random":
+        con = duck.connect()
+        try:
+            con.register("lower", pa.table({"grp": g.of[lower], "row": lower, "norm": norm.take(lower),
+                                            "best": norm.take(g.best[g.of[lower]])}))
+            l = con.sql(DRAW_SQL, params={"seed": str(cfg.seed)}).to_arrow_table().column(0).to_numpy()
+        finally:
+            con.close()
+        h = g.best[g.of[l]]
+    else:  # best_vs_worst: the lowest score, the last listed on ties
+        l = g.first_per_group(lower, -g.k[lower], g.score[lower])
+        h = g.best[g.of[l]]
+    order = np.lexsort((l, h))
+    return h[order], l[order]
+
+
+def _pairs(rated: pa.Table, groups: _Groups, h: np.ndarray, l: np.ndarray, policy: str,
+           score_field: str) -> pa.Table:
+    fmt = rated["format"].take(h)
+    p = pa.table({"h_id": rated["record_id"].take(h), "l_id": rated["record_id"].take(l),
+                  "h_k": rated["candidate"].take(h), "l_k": rated["candidate"].take(l),
+                  "h_model": rated["model"].take(h), "l_model": rated["model"].take(l),
+                  "score_chosen": groups.score[h], "score_rejected": groups.score[l],
+                  "n": groups.size[groups.of[h]], "format": fmt,
+                  "field": pc.if_else(pc.equal(fmt, "ultrafeedback"), score_field, "score")})
+    con = duck.connect()
+    try:
+        con.register("p", p)
+        pairs = con.sql(PAIRS_SQL, params={"policy": policy}).to_arrow_table()
+    finally:
+        con.close()
+    return pairs.add_column(0, "rejected", rated["response"].take(l)).add_column(
+        0, "chosen", rated["response"].take(h)).add_column(0, "prompt", rated["prompt"].take(h))
+
+
+def _number(values: np.ndarray) -> pa.Array:
+    """Scores as text, as Python (and DuckDB) print them: 4.0, 3.5."""
+    unique, at = np.unique(values, return_inverse=True)
+    return pa.array([repr(float(v)) for v in unique], pa.string()).take(pa.array(at.ravel()))
+
+
+def _unpaired(rated: pa.Table, g: _Groups, paired: np.ndarray, policy: str) -> pa.Table:
+    """Why every row that is in no pair made none."""
+    rows = np.flatnonzero(~paired)
+    grp = g.of[rows]
+    best = g.best[grp]
+    has_lower = np.bincount(g.of[g.lower], minlength=len(g.best)) > 0
+    cases = [g.size[grp] < 2, g.hi[grp] == g.lo[grp], ~has_lower[grp],
+             (rows != best) & (g.text[rows] == g.text[best]), np.full(len(rows), policy == "all_pairs")]
+    hi, n = _number(g.hi[grp]), pa.array(g.size[grp]).cast(pa.string())
+    join = pc.binary_join_element_wise
+    values = [
+        "the only usable candidate of its prompt (the others, if any, are quarantined)",
+        join("all ", n, " candidates tie at score ", hi, ""),
+        "every lower-scored candidate repeats the best one's text",
+        join("repeats the text of the best candidate (#", pa.array(g.k[best]).cast(pa.string()), ")", ""),
+        "ties every other candidate it differs from, or repeats their text",
+        join(f"not picked by {policy} (score ", _number(g.score[rows]), ", best ", hi, ")", "")]
+    reason = pc.case_when(pc.make_struct(*map(pa.array, cases), field_names=[str(i) for i in range(5)]),
+                          *[v if isinstance(v, pa.Array) else pa.array(np.full(len(rows), v, object), pa.string())
+                            for v in values])
+    return pa.table({"record_id": rated["record_id"].take(rows), "reason": pc.binary_join_element_wise("ratings: ", reason, "")})
 
 
 def mine_ratings(rated: pa.Table, cfg: RatingsSignalConfig, score_field: str = "fine-grained_score") -> SignalResult:
     """Pairs by `cfg.policy`, and why every other candidate made none."""
-    con = duck.connect()
-    try:
-        con.register("t", pa.table({"norm": normalize_ws(rated["response"])}))
-        hashes = con.sql("SELECT md5_number(norm) AS h FROM t").to_arrow_table().column(0)
-        keys = rated.select(["record_id", "prompt_key", "candidate", "score", "model", "format"])
-        con.register("c", keys.append_column("row", pa.array(np.arange(rated.num_rows))).append_column("text_hash", hashes))
-        con.execute(KEYS_SQL)
-        con.execute(_picks_sql(cfg.policy), {"seed": str(cfg.seed)} if cfg.policy == "best_vs_random" else {})
-        picked = con.sql(PAIRS, params={"policy": cfg.policy, "score_field": score_field}).to_arrow_table()
-        con.register("pairs", picked)
-        unpaired = con.sql(UNPAIRED, params={"policy": cfg.policy}).to_arrow_table()
-    finally:
-        con.close()
-    chosen, rejected = picked["chosen_row"], picked["rejected_row"]
-    pairs = picked.drop_columns(["chosen_row", "rejected_row"])
-    pairs = pairs.add_column(0, "rejected", rated["response"].take(rejected)).add_column(
-        0, "chosen", rated["response"].take(chosen)).add_column(0, "prompt", rated["prompt"].take(chosen))
-    return SignalResult(pairs=conform("raw_pairs", pairs), unpaired=conform("unpaired", unpaired))
+    if not rated.num_rows:
+        return SignalResult()
+    norm = normalize_ws(rated["response"])
+    groups = _Groups(rated, norm)
+    h, l = _picks(groups, norm, cfg)
+    paired = np.zeros(rated.num_rows, bool)
+    paired[h] = paired[l] = True
+    return SignalResult(pairs=conform("raw_pairs", _pairs(rated, groups, h, l, cfg.policy, score_field)),
+                        unpaired=conform("unpaired", _unpaired(rated, groups, paired, cfg.policy)))
