@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from pipeline import duck
 
 _NEEDS_WORK = r"[\t\n\v\f\r]|  |^\s|\s$"   # only these rows change (plus Unicode space at the ends)
 
@@ -45,13 +44,18 @@ def messages_text(messages: pa.Array | pa.ChunkedArray, with_roles: bool = True)
 
 
 def sha256_hex(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """Hex SHA-256 of each string's UTF-8 bytes (DuckDB's sha256, vectorized; same digests as hashlib)."""
-    con = duck.connect()
-    try:
-        con.register("t", pa.table({"x": texts}))
-        return con.sql("SELECT sha256(x) FROM t").to_arrow_table().column(0).combine_chunks()
-    finally:
-        con.close()
+    """Hex SHA-256 of each string's UTF-8 bytes (nulls stay null). hashlib reads each value in place
+    from the Arrow buffer; its SHA extensions make this about 3x faster than DuckDB's sha256."""
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    texts = texts.cast(pa.large_string())
+    _, offsets, data = texts.buffers()
+    bounds = np.frombuffer(offsets, np.int64, len(texts) + 1, texts.offset * 8).tolist()
+    view = memoryview(data or b"")
+    sha256 = hashlib.sha256
+    digests = [sha256(view[a:b]).hexdigest() for a, b in zip(bounds, bounds[1:])]
+    return pa.array(digests, pa.string(), mask=texts.is_null().to_numpy(zero_copy_only=False)
+                    if texts.null_count else None)
 
 
 def prompt_ids(prompt: pa.Array | pa.ChunkedArray) -> pa.Array:

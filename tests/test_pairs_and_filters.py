@@ -1,11 +1,15 @@
 """Pair construction (ids, tie rule, merging) and each filter's decisions."""
 
+import hashlib
+
 import numpy as np
+import pyarrow as pa
 
 from pair_rows import raw_pair, raw_table
 from pipeline.config import CurateConfig, DedupConfig
 from pipeline.filters import apply_filters
 from pipeline.filters.dedup import _linked, dedup_prompts
+from pipeline.hashing import sha256_hex
 from pipeline.pairs import build_pairs, finalize
 
 
@@ -35,6 +39,19 @@ def test_pair_id_is_a_content_hash_stable_across_runs_and_whitespace():
     assert a["pair_id"][0] == b["pair_id"][0]
     assert a["pair_id"][0] != c["pair_id"][0]  # swapped sides is a different (flipped) pair
     assert a["prompt_id"][0] == c["prompt_id"][0]
+
+
+def test_ids_are_the_sha256_of_the_normalized_texts_whatever_the_arrow_layout():
+    pair = build_pairs(raw_table([raw_pair("What is  DPO?", " An algorithm.", "A fruit.")])).table
+    joined = "\x1d".join(["user: What is DPO?", "assistant: An algorithm.", "assistant: A fruit."])
+    assert pair["pair_id"][0].as_py() == hashlib.sha256(joined.encode()).hexdigest()
+    texts = ["héllo", None, "", "x" * 5000, "abc"]
+    want = [None if t is None else hashlib.sha256(t.encode()).hexdigest() for t in texts]
+    column = pa.array(texts)
+    assert sha256_hex(column).to_pylist() == want
+    assert sha256_hex(column.slice(2)).to_pylist() == want[2:]  # an offset into the buffers
+    assert sha256_hex(pa.chunked_array([column.slice(0, 2), column.slice(2)])).to_pylist() == want
+    assert sha256_hex(column.cast(pa.large_string())).to_pylist() == want
 
 
 def test_same_pair_from_two_records_is_one_pair_with_both_inputs():

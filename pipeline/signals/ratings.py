@@ -18,6 +18,8 @@ identical texts never make a pair. Policies:
 Every candidate that ends in no pair gets the reason in the ledger."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,22 +36,6 @@ SELECT arg_min(row, md5_number(concat($seed, ':', md5_number(best), ':', md5_num
 FROM lower GROUP BY grp
 """
 
-# What a pair records; the chosen (h) and rejected (l) candidates' keys are already side by side.
-PAIRS_SQL = """
-SELECT score_chosen, score_rejected, score_chosen - score_rejected AS margin,
-       'rated' AS source, 'ratings' AS signal, 'ratings:' || field AS annotator, 1.0 AS weight,
-       [h_id, l_id] AS input_ids, score_chosen - score_rejected AS signal_value,
-       to_json({'policy': $policy, 'format': format, 'score_field': field, 'candidates': n,
-                'chosen': {'candidate': h_k, 'model': h_model, 'score': score_chosen},
-                'rejected': {'candidate': l_k, 'model': l_model, 'score': score_rejected}})::VARCHAR AS evidence,
-       'implicit' AS recipe,
-       'generator:' || coalesce(h_model, 'unknown') AS chosen_origin,
-       'generator:' || coalesce(l_model, 'unknown') AS rejected_origin,
-       NULL::VARCHAR AS generator
-FROM p
-"""
-
-
 class _Groups:
     """The rated rows grouped by prompt: `of` (each row's group), and per group its size, best row
     (highest score, then lowest candidate number), highest and lowest score."""
@@ -58,7 +44,7 @@ class _Groups:
         self.of = pc.dictionary_encode(rated["prompt_key"]).combine_chunks().indices.to_numpy()
         self.score = rated["score"].to_numpy()
         self.k = rated["candidate"].to_numpy()
-        self.text = pc.dictionary_encode(norm).indices.to_numpy()  # equal ids = equal normalized texts
+        self.norm, self.length = norm, pc.binary_length(norm).to_numpy()
         order = np.lexsort((self.k, -self.score, self.of))
         starts = np.flatnonzero(np.diff(self.of[order], prepend=-1))
         self.best = order[starts]
@@ -67,7 +53,16 @@ class _Groups:
         self.lo = np.minimum.reduceat(self.score[order], starts)
         best_of_row = self.best[self.of]
         # the candidates a pair with the best may reject: lower-scored, another text
-        self.lower = np.flatnonzero((self.score < self.hi[self.of]) & (self.text != self.text[best_of_row]))
+        self.lower = np.flatnonzero((self.score < self.hi[self.of]) & ~self.same_text(np.arange(len(norm)), best_of_row))
+
+    def same_text(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Whether rows a[i] and b[i] hold the same normalized text: only rows of equal length are
+        compared, so few texts are copied."""
+        same = self.length[a] == self.length[b]
+        at = np.flatnonzero(same)
+        if len(at):
+            same[at] = pc.equal(self.norm.take(a[at]), self.norm.take(b[at])).to_numpy(zero_copy_only=False)
+        return same
 
     def first_per_group(self, rows: np.ndarray, *keys: np.ndarray) -> np.ndarray:
         """Of `rows`, the first of each group when sorted by `keys` (the last key sorts first)."""
@@ -85,7 +80,7 @@ def _picks(groups: _Groups, norm: pa.Array, cfg: RatingsSignalConfig) -> tuple[n
         h = np.repeat(by_group, size)
         offset = np.arange(len(h)) - np.repeat(np.cumsum(size) - size, size)
         l = by_group[np.repeat(start, size) + offset]
-        keep = (g.score[h] > g.score[l]) & (g.text[h] != g.text[l])
+        keep = (g.score[h] > g.score[l]) & ~g.same_text(h, l)
         h, l = h[keep], l[keep]
     elif cfg.policy == "best_vs_random":
         con = duck.connect()
@@ -103,27 +98,50 @@ def _picks(groups: _Groups, norm: pa.Array, cfg: RatingsSignalConfig) -> tuple[n
     return h[order], l[order]
 
 
-def _pairs(rated: pa.Table, groups: _Groups, h: np.ndarray, l: np.ndarray, policy: str,
-           score_field: str) -> pa.Table:
-    fmt = rated["format"].take(h)
-    p = pa.table({"h_id": rated["record_id"].take(h), "l_id": rated["record_id"].take(l),
-                  "h_k": rated["candidate"].take(h), "l_k": rated["candidate"].take(l),
-                  "h_model": rated["model"].take(h), "l_model": rated["model"].take(l),
-                  "score_chosen": groups.score[h], "score_rejected": groups.score[l],
-                  "n": groups.size[groups.of[h]], "format": fmt,
-                  "field": pc.if_else(pc.equal(fmt, "ultrafeedback"), score_field, "score")})
-    con = duck.connect()
-    try:
-        con.register("p", p)
-        pairs = con.sql(PAIRS_SQL, params={"policy": policy}).to_arrow_table()
-    finally:
-        con.close()
-    return pairs.add_column(0, "rejected", rated["response"].take(l)).add_column(
-        0, "chosen", rated["response"].take(h)).add_column(0, "prompt", rated["prompt"].take(h))
+def _pairs(rated: pa.Table, g: _Groups, h: np.ndarray, l: np.ndarray, policy: str, score_field: str) -> pa.Table:
+    """The raw pairs of chosen rows h and rejected rows l, with their evidence as JSON."""
+    n = len(h)
+    fmt = rated["format"].take(h).combine_chunks()
+    field = pc.if_else(pc.equal(fmt, "ultrafeedback"), score_field, "score")
+    models = {side: rated["model"].take(rows).combine_chunks() for side, rows in (("chosen", h), ("rejected", l))}
+    join = pc.binary_join_element_wise
+
+    def side(name: str, rows: np.ndarray) -> pa.Array:
+        return join('{"candidate":', _text(g.k[rows]), ',"model":', _json(models[name]),
+                    ',"score":', _number(g.score[rows]), "}", "")
+
+    evidence = join(f'{{"policy":{json.dumps(policy)},"format":', _json(fmt), ',"score_field":', _json(field),
+                    ',"candidates":', _text(g.size[g.of[h]]), ',"chosen":', side("chosen", h),
+                    ',"rejected":', side("rejected", l), "}", "")
+    ids = rated["record_id"].combine_chunks()
+    both = np.empty(2 * n, np.int64)
+    both[0::2], both[1::2] = h, l
+    margin = g.score[h] - g.score[l]
+    origin = {s: join("generator:", pc.fill_null(m, "unknown"), "") for s, m in models.items()}
+    return pa.table({
+        "prompt": rated["prompt"].take(h), "chosen": rated["response"].take(h), "rejected": rated["response"].take(l),
+        "score_chosen": g.score[h], "score_rejected": g.score[l], "margin": margin,
+        "source": pa.repeat("rated", n), "signal": pa.repeat("ratings", n), "annotator": join("ratings:", field, ""),
+        "weight": np.ones(n), "input_ids": pa.ListArray.from_arrays(np.arange(0, 2 * n + 1, 2, dtype=np.int32),
+                                                                     ids.take(both)),
+        "signal_value": margin, "evidence": evidence, "recipe": pa.repeat("implicit", n),
+        "chosen_origin": origin["chosen"], "rejected_origin": origin["rejected"],
+        "generator": pa.nulls(n, pa.string())})
+
+
+def _json(values: pa.Array) -> pa.Array:
+    """Each value as JSON text (null as null); a column of few distinct values (models, formats)."""
+    encoded = pc.dictionary_encode(values)
+    texts = pa.array([json.dumps(v, ensure_ascii=False) for v in encoded.dictionary.to_pylist()], pa.string())
+    return pc.fill_null(texts.take(encoded.indices), "null")
+
+
+def _text(values: np.ndarray) -> pa.Array:
+    return pa.array(values).cast(pa.string())
 
 
 def _number(values: np.ndarray) -> pa.Array:
-    """Scores as text, as Python (and DuckDB) print them: 4.0, 3.5."""
+    """Scores as text, as Python's json and DuckDB print them: 4.0, 3.5."""
     unique, at = np.unique(values, return_inverse=True)
     return pa.array([repr(float(v)) for v in unique], pa.string()).take(pa.array(at.ravel()))
 
@@ -135,19 +153,18 @@ def _unpaired(rated: pa.Table, g: _Groups, paired: np.ndarray, policy: str) -> p
     best = g.best[grp]
     has_lower = np.bincount(g.of[g.lower], minlength=len(g.best)) > 0
     cases = [g.size[grp] < 2, g.hi[grp] == g.lo[grp], ~has_lower[grp],
-             (rows != best) & (g.text[rows] == g.text[best]), np.full(len(rows), policy == "all_pairs")]
-    hi, n = _number(g.hi[grp]), pa.array(g.size[grp]).cast(pa.string())
+             (rows != best) & g.same_text(rows, best), np.full(len(rows), policy == "all_pairs")]
+    hi, n = _number(g.hi[grp]), _text(g.size[grp])
     join = pc.binary_join_element_wise
     values = [
         "the only usable candidate of its prompt (the others, if any, are quarantined)",
         join("all ", n, " candidates tie at score ", hi, ""),
         "every lower-scored candidate repeats the best one's text",
-        join("repeats the text of the best candidate (#", pa.array(g.k[best]).cast(pa.string()), ")", ""),
+        join("repeats the text of the best candidate (#", _text(g.k[best]), ")", ""),
         "ties every other candidate it differs from, or repeats their text",
         join(f"not picked by {policy} (score ", _number(g.score[rows]), ", best ", hi, ")", "")]
     reason = pc.case_when(pc.make_struct(*map(pa.array, cases), field_names=[str(i) for i in range(5)]),
-                          *[v if isinstance(v, pa.Array) else pa.array(np.full(len(rows), v, object), pa.string())
-                            for v in values])
+                          *[v if isinstance(v, pa.Array) else pa.scalar(v) for v in values])
     return pa.table({"record_id": rated["record_id"].take(rows), "reason": pc.binary_join_element_wise("ratings: ", reason, "")})
 
 
