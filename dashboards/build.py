@@ -133,7 +133,8 @@ def build_dashboard(workspace, ref, out_dir, compare=None) -> Path:
     other = resolve_ref(workspace, compare)[0] if compare is not None else None
     data = run_queries(workspace, this)
     overview = _overview(data, this)
-    sections = ([_compare_section(workspace, this, other, data)] if other else []) + _sections(data, overview)
+    with charts.default_template():
+        sections = ([_compare_section(workspace, this, other, data)] if other else []) + _sections(data, overview)
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE.parent), autoescape=True,
                              undefined=jinja2.StrictUndefined)
     html = env.get_template(TEMPLATE.name).render(
