@@ -1,16 +1,21 @@
 """Pair construction (ids, tie rule, merging) and each filter's decisions."""
 
 import hashlib
+import json
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pair_rows import raw_pair, raw_table
 from pipeline.config import CurateConfig, DedupConfig
 from pipeline.filters import apply_filters
-from pipeline.filters.dedup import _linked, dedup_prompts
+from pipeline.filters.dedup import _linked, dedup_prompts, exact_key
 from pipeline.hashing import sha256_hex
 from pipeline.pairs import build_pairs, finalize
+
+SAMPLES = Path(__file__).resolve().parent.parent / "data" / "samples"
 
 
 def _no_semantic():
@@ -126,6 +131,19 @@ def test_exact_prompt_duplicates_keep_one_representative_group():
     assert kept_prompts == {"What is a citra hop?", "How do I age a stout?"}  # the group's representative survives
     dup = [r for r in lineage.to_pylist() if r["dropped_by"] == "prompt_dedup"]
     assert [r["input_ids"] for r in dup] == [["f:3"]]
+
+
+def test_exact_key_is_lowercase_letters_and_digits_with_single_spaces_on_real_texts():
+    texts = [json.loads(line)["instruction"] for line in (SAMPLES / "pairwise_pandalm_human.jsonl").open()]
+    texts += ["  Tabs\tand\nnewlines -- and   runs ", "Ünïcödé, ‘quotes’ & symbols ©™!", "a\fb\rc\vd", "...", ""]
+    lowered = pc.utf8_lower(pa.array(texts))
+    # the definition, one step at a time: drop every non-letter non-digit non-space, collapse \s+
+    want = pc.utf8_trim_whitespace(pc.replace_substring_regex(
+        pc.replace_substring_regex(lowered, r"[^\p{L}\p{N}\s]", ""), r"\s+", " "))
+    got = exact_key(pa.array(texts))
+    assert got.to_pylist() == want.to_pylist()
+    # \v is no RE2 space: it goes with the symbols
+    assert got.to_pylist()[-5:] == ["tabs and newlines and runs", "ünïcödé quotes symbols", "a b cd", "", ""]
 
 
 def test_semantic_dedup_with_real_embeddings(tmp_path):
