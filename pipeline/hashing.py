@@ -58,14 +58,22 @@ def sha256_hex(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
                     if texts.null_count else None)
 
 
+def one_message_text(role: str, normalized: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """messages_text of one-message lists [role: content], from the content already normalized."""
+    return pc.binary_join_element_wise(role, normalized, ": ")
+
+
 def prompt_ids(prompt: pa.Array | pa.ChunkedArray) -> pa.Array:
     return sha256_hex(messages_text(prompt))
 
 
 def pair_ids(prompt, chosen, rejected) -> pa.Array:
-    joined = pc.binary_join_element_wise(messages_text(prompt), messages_text(chosen),
-                                         messages_text(rejected), "\x1d")
-    return sha256_hex(joined)
+    return pair_ids_of(messages_text(prompt), messages_text(chosen), messages_text(rejected))
+
+
+def pair_ids_of(prompt_text, chosen_text, rejected_text) -> pa.Array:
+    """Pair ids from the three sides' messages_text."""
+    return sha256_hex(pc.binary_join_element_wise(prompt_text, chosen_text, rejected_text, "\x1d"))
 
 
 def text_hash(text: str) -> str:

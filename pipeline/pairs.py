@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import duck
-from pipeline.columns import first_content, messages_of
-from pipeline.hashing import normalize_ws, pair_ids, prompt_ids
+from pipeline.columns import messages_of
+from pipeline.hashing import messages_text, normalize_ws, one_message_text, pair_ids_of, sha256_hex
 from pipeline.schema import DECISION, conform, schema
 
 
@@ -79,18 +79,23 @@ def build_pairs(raw: pa.Table) -> Candidates:
     first decision of every pair: chosen and rejected must be non-empty and differ after
     whitespace normalization."""
     raw = conform("raw_pairs", raw)
-    chosen, rejected = messages_of("assistant", raw["chosen"]), messages_of("assistant", raw["rejected"])
+    # each text is normalized once: the ids hash these forms and the tie rule compares them
+    c_norm, r_norm = normalize_ws(raw["chosen"]), normalize_ws(raw["rejected"])
+    prompt_text = messages_text(raw["prompt"])
+    sides = [one_message_text("assistant", norm) for norm in (c_norm, r_norm)]
     table = pa.table({
-        "pair_id": pair_ids(raw["prompt"], chosen, rejected),
-        "prompt_id": prompt_ids(raw["prompt"]),
-        "prompt": raw["prompt"], "chosen": chosen, "rejected": rejected,
+        "pair_id": pair_ids_of(prompt_text, *sides),
+        "prompt_id": sha256_hex(prompt_text),
+        "prompt": raw["prompt"], "chosen": messages_of("assistant", raw["chosen"]),
+        "rejected": messages_of("assistant", raw["rejected"]),
         **{c: raw[c] for c in ("score_chosen", "score_rejected", "margin", "source", "signal",
                                "annotator", "weight", "input_ids", "signal_value", "evidence", "recipe",
                                "chosen_origin", "rejected_origin", "generator")},
+        "_c_norm": c_norm, "_r_norm": r_norm,
     })
     table = merge_duplicates(table)
-    c_norm = normalize_ws(first_content(table["chosen"]))
-    r_norm = normalize_ws(first_content(table["rejected"]))
+    c_norm, r_norm = table["_c_norm"], table["_r_norm"]
+    table = table.drop_columns(["_c_norm", "_r_norm"])
     empty = pc.or_(pc.equal(pc.utf8_length(c_norm), 0), pc.equal(pc.utf8_length(r_norm), 0))
     same = pc.equal(c_norm, r_norm)
     passed = pc.invert(pc.or_(empty, same))

@@ -51,7 +51,7 @@ def alnum_counts(text: pa.Array) -> np.ndarray:
     rows = np.flatnonzero(~pc.string_is_ascii(text).to_numpy(zero_copy_only=False))
     if len(rows):
         sub = text.take(pa.array(rows))
-        counts[rows] = pc.utf8_length(pc.replace_substring_regex(sub, r"[^\p{L}\p{N}]", "")).to_numpy(
+        counts[rows] = pc.utf8_length(pc.replace_substring_regex(sub, r"[^\p{L}\p{N}]+", "")).to_numpy(
             zero_copy_only=False)
     return counts
 
