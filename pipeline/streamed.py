@@ -162,13 +162,13 @@ class StreamedRun:
                 _Writer(self.staging / "lineage.parquet", "lineage") as lineage_out, \
                 _Writer(self.staging / "quarantine.parquet", "quarantine") as quarantine_out, \
                 _Writer(self.staging / "ledger.parquet", "ledger") as ledger_out, \
-                Behind(1, "write-version") as background:  # a block is written while the next is built
+                Behind(1, "write-pairs") as pairs_behind, Behind(1, "write-ledger") as ledger_behind:
+            # a block is written while the next is built: its pairs and its ledger in two threads
 
-            def append(pairs, lineage, quarantine, ledger_inputs) -> None:
+            def append(pairs, lineage, quarantine) -> None:
                 pairs_out.write(pairs)
                 lineage_out.write(lineage)
                 quarantine_out.write(quarantine)
-                ledger_out.write(ledger_table(*ledger_inputs))
 
             for b in range(self.blocks):
                 mine = self.decided.filter(pa.array(block_of == b))
@@ -187,7 +187,8 @@ class StreamedRun:
                                  pa.concat_tables([self._part("unpaired", b, lambda: empty("unpaired")),
                                                    _unpaired(repeated.filter(pc.invert(repeated["spans"]))),
                                                    *repeats]))
-                background.submit(append, pairs, lineage, quarantine, ledger_inputs)
+                pairs_behind.submit(append, pairs, lineage, quarantine)
+                ledger_behind.submit(lambda inputs: ledger_out.write(ledger_table(*inputs)), ledger_inputs)
                 funnel["unique_pairs"] += cands.table.num_rows
                 for name, passed, _ in cands.log:
                     funnel[f"after_{name}"] += int(pc.sum(pc.fill_null(passed, False)).as_py() or 0)
