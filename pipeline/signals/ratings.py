@@ -36,6 +36,7 @@ SELECT arg_min(row, md5_number(concat($seed, ':', md5_number(best), ':', md5_num
 FROM lower GROUP BY grp
 """
 
+
 class _Groups:
     """The rated rows grouped by prompt: `of` (each row's group), and per group its size, best row
     (highest score, then lowest candidate number), highest and lowest score."""
@@ -53,7 +54,8 @@ class _Groups:
         self.lo = np.minimum.reduceat(self.score[order], starts)
         best_of_row = self.best[self.of]
         # the candidates a pair with the best may reject: lower-scored, another text
-        self.lower = np.flatnonzero((self.score < self.hi[self.of]) & ~self.same_text(np.arange(len(norm)), best_of_row))
+        other_text = ~self.same_text(np.arange(len(norm)), best_of_row)
+        self.lower = np.flatnonzero((self.score < self.hi[self.of]) & other_text)
 
     def same_text(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Whether rows a[i] and b[i] hold the same normalized text: only rows of equal length are
@@ -165,7 +167,7 @@ def _unpaired(rated: pa.Table, g: _Groups, paired: np.ndarray, policy: str) -> p
         join(f"not picked by {policy} (score ", _number(g.score[rows]), ", best ", hi, ")", "")]
     reason = pc.case_when(pc.make_struct(*map(pa.array, cases), field_names=[str(i) for i in range(5)]),
                           *[v if isinstance(v, pa.Array) else pa.scalar(v) for v in values])
-    return pa.table({"record_id": rated["record_id"].take(rows), "reason": pc.binary_join_element_wise("ratings: ", reason, "")})
+    return pa.table({"record_id": rated["record_id"].take(rows), "reason": join("ratings: ", reason, "")})
 
 
 def mine_ratings(rated: pa.Table, cfg: RatingsSignalConfig, score_field: str = "fine-grained_score") -> SignalResult:
