@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 
 from pair_rows import raw_pair, raw_table
 from pipeline.config import CurateConfig, DedupConfig
+from pipeline.columns import sorted_unique
 from pipeline.filters import apply_filters
 from pipeline.filters.dedup import _linked, dedup_prompts, exact_key
 from pipeline.hashing import sha256_hex
@@ -57,6 +58,23 @@ def test_ids_are_the_sha256_of_the_normalized_texts_whatever_the_arrow_layout():
     assert sha256_hex(column.slice(2)).to_pylist() == want[2:]  # an offset into the buffers
     assert sha256_hex(pa.chunked_array([column.slice(0, 2), column.slice(2)])).to_pylist() == want
     assert sha256_hex(column.cast(pa.large_string())).to_pylist() == want
+
+
+def test_sorted_unique_is_numpys_unique_for_ids_and_any_strings():
+    rng = np.random.default_rng(7)
+    ids = [hashlib.sha256(str(k).encode()).hexdigest() for k in rng.integers(0, 3000, 10_000)]
+    columns = {
+        "ids (sorted as integers)": ids,
+        "ids sharing their first 16 digits": ["0" * 16 + i[:48] for i in ids[:500]],
+        "upper-case hex": [i.upper() for i in ids[:500]],
+        "ids of two lengths": ids[:300] + [i[:40] for i in ids[300:600]],
+        "any text": [str(w) for w in rng.choice(["b", "a", "ccc", "é", "", "ab"], 1000)],
+    }
+    for name, values in columns.items():
+        want = np.unique(np.array(values, dtype=object), return_index=True, return_inverse=True, return_counts=True)
+        for column in (pa.array(values), pa.chunked_array([pa.array(values[:7]), pa.array(values[7:])])):
+            got = sorted_unique(column)
+            assert all(np.array_equal(g, w) for g, w in zip(got, want)), name
 
 
 def test_same_pair_from_two_records_is_one_pair_with_both_inputs():
