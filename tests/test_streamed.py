@@ -109,7 +109,7 @@ def test_a_streamed_run_that_fails_leaves_no_version_and_no_staging(inputs, tmp_
     paths, _ = inputs
 
     def broken(self, sides):
-        assert list(self.parts.glob("cands-*.parquet")) and (self.staging / "ledger.parquet").exists()
+        assert list(self.parts.glob("cands-*.arrow")) and (self.staging / "ledger.parquet").exists()
         raise OSError("disk full (injected)")
 
     monkeypatch.setattr(StreamedRun, "_reports", broken)
