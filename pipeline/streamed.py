@@ -3,7 +3,7 @@ memory bounded by a block of lines rather than by the input. Used when every inp
 and no generation recipe or model annotator is configured (those need the whole run in memory).
 
 1. Per block of lines (`rated_blocks`): read -> `ratings` pairs -> ids and tie rule -> the per-pair
-   filters. The block's candidate pairs, with their decisions so far, spill to Parquet in the
+   filters. The block's candidate pairs, with their decisions so far, spill to Arrow IPC files in the
    version's staging folder; only their keys (ids, prompt, weight, margin) stay in memory.
 2. Over the keys of the whole run: the same pair found in two blocks is merged into its first
    occurrence (as `build_pairs` merges within one table), then the run-wide filters (prompt
