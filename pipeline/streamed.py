@@ -158,6 +158,10 @@ class StreamedRun:
         repeats = [empty("unpaired")]   # the same for pairs the parent version already decided
         kept_prompts: list[pa.ChunkedArray] = []
         block_of = self.decided["block"].to_numpy()
+        if (np.diff(block_of) < 0).any():  # the keys come in block order; should they not, sort them once
+            order = np.argsort(block_of, kind="stable")
+            self.decided, block_of = self.decided.take(pa.array(order)), block_of[order]
+        bounds = np.searchsorted(block_of, np.arange(self.blocks + 1))  # each block's rows: a slice, no copy
         with _Writer(self.staging / "pairs.parquet", "pairs") as pairs_out, \
                 _Writer(self.staging / "lineage.parquet", "lineage") as lineage_out, \
                 _Writer(self.staging / "quarantine.parquet", "quarantine") as quarantine_out, \
@@ -171,7 +175,7 @@ class StreamedRun:
                 quarantine_out.write(quarantine)
 
             for b in range(self.blocks):
-                mine = self.decided.filter(pa.array(block_of == b))
+                mine = self.decided.slice(bounds[b], bounds[b + 1] - bounds[b])
                 in_parent = as_array(mine["in_parent"])
                 repeated = self._in_parent(mine.filter(in_parent))
                 mine = mine.filter(pc.invert(in_parent))
@@ -218,9 +222,12 @@ class StreamedRun:
         merged input ids and the run-wide decisions appended to their log."""
         spilled = self._spilled(b)
         rows = as_array(mine["row"])
-        table = spilled.table.take(rows)
+        if len(rows) != spilled.table.num_rows or not np.array_equal(rows.to_numpy(), np.arange(len(rows))):
+            spilled = Candidates(spilled.table.take(rows), [(n, p.take(rows), r.take(rows)) for n, p, r in spilled.log])
+        # else every spilled row stays, in order (no pair merged into an earlier block): no copy of the texts
+        table = spilled.table
         table = table.set_column(table.schema.get_field_index("input_ids"), "input_ids", mine["input_ids"])
-        log = [(name, passed.take(rows), reason.take(rows)) for name, passed, reason in spilled.log]
+        log = list(spilled.log)
         log += [(name, as_array(mine[f"passed:{name}"]), as_array(mine[f"reason:{name}"]).cast(pa.string()))
                 for name in RUN_WIDE if f"passed:{name}" in mine.column_names]
         return Candidates(table, log)
