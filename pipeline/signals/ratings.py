@@ -1,7 +1,7 @@
 """`ratings`: pairs from rated candidates (UltraFeedback and the generic prompt + candidates form).
 The candidates of one record compete, and every policy is a few NumPy sorts over the whole `rated`
-table (no Python per prompt, no join): rows are grouped by prompt, ranked inside their group, and
-texts are compared by the id of their whitespace-normalized form.
+table (no Python per prompt, no join): rows are grouped by prompt and ranked inside their group;
+two texts are compared in full only when their normalized forms have the same length.
 
 Texts are compared after whitespace normalization, and the tie rule holds inside the policy: a
 pair needs a strictly higher score on the chosen side and a different text, so equal scores or
