@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline import duck
+from pipeline.columns import per_value
 from pipeline.config import RatingsSignalConfig
 from pipeline.hashing import normalize_ws
 from pipeline.schema import conform
@@ -41,11 +42,12 @@ class _Groups:
     """The rated rows grouped by prompt: `of` (each row's group), and per group its size, best row
     (highest score, then lowest candidate number), highest and lowest score."""
 
-    def __init__(self, rated: pa.Table, norm: pa.Array):
+    def __init__(self, rated: pa.Table):
         self.of = pc.dictionary_encode(rated["prompt_key"]).combine_chunks().indices.to_numpy()
         self.score = rated["score"].to_numpy()
         self.k = rated["candidate"].to_numpy()
-        self.norm, self.length = norm, pc.binary_length(norm).to_numpy()
+        self.norm = normalize_ws(rated["response"])  # the form texts are compared in
+        self.length = pc.binary_length(self.norm).to_numpy()
         order = np.lexsort((self.k, -self.score, self.of))
         starts = np.flatnonzero(np.diff(self.of[order], prepend=-1))
         self.best = order[starts]
@@ -54,7 +56,7 @@ class _Groups:
         self.lo = np.minimum.reduceat(self.score[order], starts)
         best_of_row = self.best[self.of]
         # the candidates a pair with the best may reject: lower-scored, another text
-        other_text = ~self.same_text(np.arange(len(norm)), best_of_row)
+        other_text = ~self.same_text(np.arange(rated.num_rows), best_of_row)
         self.lower = np.flatnonzero((self.score < self.hi[self.of]) & other_text)
 
     def same_text(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -72,7 +74,7 @@ class _Groups:
         return order[np.diff(self.of[order], prepend=-1) != 0]
 
 
-def _picks(groups: _Groups, norm: pa.Array, cfg: RatingsSignalConfig) -> tuple[np.ndarray, np.ndarray]:
+def _picks(groups: _Groups, cfg: RatingsSignalConfig) -> tuple[np.ndarray, np.ndarray]:
     """(chosen rows, rejected rows) of the policy's pairs, in file order of (chosen, rejected)."""
     g, lower = groups, groups.lower
     if cfg.policy == "all_pairs":
@@ -87,8 +89,8 @@ def _picks(groups: _Groups, norm: pa.Array, cfg: RatingsSignalConfig) -> tuple[n
     elif cfg.policy == "best_vs_random":
         con = duck.connect()
         try:
-            con.register("lower", pa.table({"grp": g.of[lower], "row": lower, "norm": norm.take(lower),
-                                            "best": norm.take(g.best[g.of[lower]])}))
+            con.register("lower", pa.table({"grp": g.of[lower], "row": lower, "norm": g.norm.take(lower),
+                                            "best": g.norm.take(g.best[g.of[lower]])}))
             l = con.sql(DRAW_SQL, params={"seed": str(cfg.seed)}).to_arrow_table().column(0).to_numpy()
         finally:
             con.close()
@@ -133,9 +135,7 @@ def _pairs(rated: pa.Table, g: _Groups, h: np.ndarray, l: np.ndarray, policy: st
 
 def _json(values: pa.Array) -> pa.Array:
     """Each value as JSON text (null as null); a column of few distinct values (models, formats)."""
-    encoded = pc.dictionary_encode(values)
-    texts = pa.array([json.dumps(v, ensure_ascii=False) for v in encoded.dictionary.to_pylist()], pa.string())
-    return pc.fill_null(texts.take(encoded.indices), "null")
+    return pa.array(per_value(values, lambda v: json.dumps(v, ensure_ascii=False)), pa.string())
 
 
 def _text(values: np.ndarray) -> pa.Array:
@@ -143,9 +143,8 @@ def _text(values: np.ndarray) -> pa.Array:
 
 
 def _number(values: np.ndarray) -> pa.Array:
-    """Scores as text, as Python's json and DuckDB print them: 4.0, 3.5."""
-    unique, at = np.unique(values, return_inverse=True)
-    return pa.array([repr(float(v)) for v in unique], pa.string()).take(pa.array(at.ravel()))
+    """Scores as text, as Python's json and DuckDB print them: 4.0, 3.5 (a few distinct scores)."""
+    return pa.array(per_value(pa.array(values), lambda v: "null" if v is None else repr(float(v))), pa.string())
 
 
 def _unpaired(rated: pa.Table, g: _Groups, paired: np.ndarray, policy: str) -> pa.Table:
@@ -174,9 +173,8 @@ def mine_ratings(rated: pa.Table, cfg: RatingsSignalConfig, score_field: str = "
     """Pairs by `cfg.policy`, and why every other candidate made none."""
     if not rated.num_rows:
         return SignalResult()
-    norm = normalize_ws(rated["response"])
-    groups = _Groups(rated, norm)
-    h, l = _picks(groups, norm, cfg)
+    groups = _Groups(rated)
+    h, l = _picks(groups, cfg)
     paired = np.zeros(rated.num_rows, bool)
     paired[h] = paired[l] = True
     return SignalResult(pairs=conform("raw_pairs", _pairs(rated, groups, h, l, cfg.policy, score_field)),
